@@ -1,0 +1,5 @@
+"""``python -m mailpacer`` is the ``mailpacer`` command."""
+
+from mailpacer.cli import main
+
+main()

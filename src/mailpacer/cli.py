@@ -1,0 +1,38 @@
+"""The ``mailpacer`` command line (DESIGN §7). Each subcommand lives beside its concept and is
+registered here; this module only turns :class:`MailpacerError` into a clear message and an exit
+code."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from mailpacer import __version__
+from mailpacer.errors import InputError, MailpacerError
+
+
+class _Group(click.Group):
+    """A click group that reports mailpacer errors as one clear message and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            click.echo(f"{len(exc.problems)} problem(s); nothing was sent.", err=True)
+            sys.exit(exc.exit_code)
+        except MailpacerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailpacer")
+def main() -> None:
+    """Deliver personalized bulk email through your own SMTP server, as fast as it allows."""
+
+
+# Subcommands register below, one line each.
