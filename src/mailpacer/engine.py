@@ -1,0 +1,517 @@
+"""The delivery engine (DESIGN §2): claim → pacer slot → render → send → classify → record → event.
+
+One asyncio task per open connection ("worker"); the pacer decides how many there may be and how
+fast they may send, this loop only acts on its answers. Outcomes are buffered and written in small
+batched transactions. A campaign stops when nothing is left to send, when a user pauses or cancels
+it (from any process sharing the store), when the route fails, or on :meth:`Engine.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailpacer.classify import DEFAULT_RULES, Classification, Reply, Rule, Verdict, classify
+from mailpacer.errors import MailpacerError
+from mailpacer.events import Emitter, Event, EventKind, Observer
+from mailpacer.pacer import Limits, Pacer
+from mailpacer.pool import ConnectFailed, Connection, frame_payload
+from mailpacer.report import Report, build_report
+from mailpacer.outcome import ROUTE_THROTTLES, decide
+from mailpacer.retry import RetryPolicy
+from mailpacer.route import Route
+from mailpacer.states import CampaignState, MessageState
+from mailpacer.store import CampaignRecord, ClaimedMessage, Outcome, Store
+
+V = Verdict
+M = MessageState
+_TICK = 0.02
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine behaves; every field has a production default."""
+
+    sender: str  #: envelope sender (MAIL FROM), a bare address
+    resend_uncertain: bool = True  #: policy for uncertain messages: resend (same Message-ID) or hold
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    lease_seconds: float = 60.0
+    flush_interval: float = 0.05  #: outcomes are written at least this often ...
+    flush_size: int = 100  #: ... or when this many are buffered
+    progress_interval: float = 0.25
+    poll_interval: float = 0.5  #: how often the campaign's state is re-read (pause/cancel)
+    idle_close_seconds: float = 5.0  #: a connection with nothing to do is closed after this
+    max_connect_failures: int = 5  #: consecutive failed opens with nothing open = route failure
+    ceilings: Limits | None = None  #: configured hard limits (never exceeded)
+    rules: Sequence[Rule] = DEFAULT_RULES
+    seed: int | None = None  #: for retry jitter (tests)
+
+
+def worker_identity() -> str:
+    """``host:pid:random`` — who holds a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_alive(worker: str) -> bool:
+    """Whether the process holding a lease may still be running (same host: check the pid)."""
+    host, _, rest = worker.partition(":")
+    if host != socket.gethostname():
+        return True  # another machine: only its lease expiry tells
+    pid_text = rest.partition(":")[0]
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # an earlier run in this process (tests) or a recycled pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Engine:
+    """Sends one campaign through one route until there is nothing left to do or it is stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        campaign: CampaignRecord,
+        route: Route,
+        render: Callable[[Mapping[str, str]], bytes],
+        options: EngineOptions,
+        *,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        self.store = store
+        self.campaign = campaign
+        self.route = route
+        self.render = render
+        self.options = options
+        self.events = Emitter(observers)
+        self.worker = worker_identity()
+        learned = store.load_route_limits(route.key)
+        self.pacer = Pacer(
+            time.monotonic,
+            learned=Limits.from_dict(learned) if learned else None,
+            ceilings=options.ceilings,
+        )
+        self._rng = random.Random(options.seed)
+        self._queue: collections.deque[ClaimedMessage] = collections.deque()
+        self._work = asyncio.Event()
+        self._outcomes: list[Outcome] = []
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._open = 0
+        self._in_flight = 0
+        self._connections_made = 0
+        self._connect_failures = 0
+        self._connect_after = 0.0
+        self._stop_reason: str | None = None
+        self._final_state: CampaignState | None = None
+        self._route_error: str | None = None
+        self._run = collections.Counter[str]()  # this run's outcomes by kind
+        self._accepted_times: collections.deque[float] = collections.deque(maxlen=4096)
+        self._limits_said = ""
+        self._quota_text = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"<Engine campaign={self.campaign.id} open={self._open} in_flight={self._in_flight}"
+            f" queued_here={len(self._queue)} {self.pacer!r}>"
+        )
+
+    # -- control -------------------------------------------------------------------------
+    def stop(self, reason: str = "interrupted") -> None:
+        """Ask the engine to stop: nothing new starts, in-flight messages finish and are recorded."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._final_state = CampaignState.PAUSED
+        self._work.set()
+
+    # -- main loop -----------------------------------------------------------------------
+    async def run(self) -> Report:
+        """Send until done, paused, cancelled, stopped or the route fails; return the report."""
+        cid = self.campaign.id
+        started = time.time()
+        self.store.recover(cid, now=started, resend=self.options.resend_uncertain, is_alive=is_alive)
+        if self.campaign.state is CampaignState.CANCELLED:
+            return self._report(started)
+        self._set_state(CampaignState.RUNNING, None)
+        self.events.emit(Event(EventKind.STARTED, cid, started, self._progress_data(started)))
+        next_poll = next_flush = next_progress = next_heartbeat = 0.0
+        try:
+            while self._stop_reason is None:
+                now = time.monotonic()
+                if now >= next_flush or len(self._outcomes) >= self.options.flush_size:
+                    self._flush()
+                    next_flush = now + self.options.flush_interval
+                if now >= next_poll:
+                    self._poll_state()
+                    next_poll = now + self.options.poll_interval
+                if self._stop_reason is not None:
+                    break
+                self._follow_quota()
+                if self._campaign_state() is CampaignState.RUNNING:
+                    self._refill()
+                    self._spawn_workers(now)
+                    if not self._queue and not self._in_flight and not self._workers_busy():
+                        self._flush()
+                        if self._finished_or_idle():
+                            break
+                if now >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = now + self.options.lease_seconds / 3
+                if now >= next_progress:
+                    self.events.emit(Event(EventKind.PROGRESS, cid, time.time(), self._progress_data(started)))
+                    self._say_limits()
+                    next_progress = now + self.options.progress_interval
+                self._work.clear()
+                try:
+                    await asyncio.wait_for(self._work.wait(), _TICK)
+                except TimeoutError:
+                    pass
+        finally:
+            await self._drain()
+        return self._finish(started)
+
+    def _campaign_state(self) -> CampaignState:
+        return self.campaign.state
+
+    def _set_state(self, state: CampaignState, reason: str | None) -> None:
+        if self.campaign.state is state and self.campaign.reason == reason:
+            return
+        self.campaign = self.store.set_campaign_state(self.campaign.id, state, reason)
+        self.events.emit(
+            Event(EventKind.STATE, self.campaign.id, time.time(), {"state": state.value, "reason": reason})
+        )
+
+    def _poll_state(self) -> None:
+        """Notice a pause or cancel made elsewhere (another CLI, the HTTP API)."""
+        fresh = self.store.get_campaign(self.campaign.id)
+        self.campaign = fresh
+        if fresh.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
+            self._stop_reason = fresh.reason or f"{fresh.state.value} by user"
+            self._final_state = fresh.state
+
+    def _follow_quota(self) -> None:
+        """While the pacer blocks the route (quota window), the campaign is ``waiting``."""
+        blocked = self.pacer.blocked_for()
+        state = self.campaign.state
+        if blocked > 0 and state is CampaignState.RUNNING:
+            until = time.strftime("%H:%M:%S", time.localtime(time.time() + blocked))
+            self._set_state(
+                CampaignState.WAITING,
+                f"the server's sending quota is used up ({self._quota_text}); "
+                f"waiting until about {until}, then continuing",
+            )
+            self._work.set()
+        elif blocked <= 0 and state is CampaignState.WAITING:
+            self._set_state(CampaignState.RUNNING, None)
+
+    def _refill(self) -> None:
+        """Keep a few claimed messages ready beyond what the open connections are sending."""
+        if self.pacer.blocked_for() > 0:
+            return
+        want = 2 * max(self.pacer.target_connections, 1) + 8 - len(self._queue)
+        if want < max(4, self.pacer.target_connections):
+            return
+        claimed = self.store.claim(
+            self.campaign.id,
+            worker=self.worker,
+            limit=want,
+            lease_seconds=self.options.lease_seconds,
+            now=time.time(),
+        )
+        if claimed:
+            self._queue.extend(claimed)
+            self._work.set()
+
+    def _workers_busy(self) -> bool:
+        return any(not task.done() for task in self._workers.values()) and self._in_flight > 0
+
+    def _finished_or_idle(self) -> bool:
+        """True when nothing is left; when only deferred messages remain, keep waiting for them."""
+        stats = self.store.stats(self.campaign.id)
+        pending = stats.counts[M.QUEUED] + stats.counts[M.SENDING] + stats.counts[M.DEFERRED]
+        if pending == 0:
+            self._final_state = CampaignState.DONE
+            self._stop_reason = "done"
+            return True
+        return False
+
+    def _spawn_workers(self, now: float) -> None:
+        for slot, task in list(self._workers.items()):
+            if task.done():
+                del self._workers[slot]
+        if not self._queue or now < self._connect_after or self.pacer.blocked_for() > 0:
+            return
+        desired = min(self.pacer.target_connections, len(self._queue) + self._in_flight)
+        slot = 0
+        while len(self._workers) < desired:
+            while slot in self._workers:
+                slot += 1
+            self._workers[slot] = asyncio.create_task(self._worker(slot), name=f"connection-{slot}")
+
+    # -- workers -------------------------------------------------------------------------
+    async def _worker(self, slot: int) -> None:
+        conn: Connection | None = None
+        try:
+            while self._stop_reason is None:
+                if slot >= self.pacer.target_connections or self.pacer.blocked_for() > 0:
+                    return
+                if not self._queue:
+                    if not await self._wait_for_work():
+                        return
+                    continue
+                if conn is None or not conn.alive:
+                    if conn is not None:
+                        conn = None
+                        self._closed()
+                    conn = await self._connect(slot)
+                    if conn is None:
+                        return
+                    continue  # the world may have changed while connecting
+                message = self._queue.popleft()
+                delay = self.pacer.reserve()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await self._send(conn, message)
+                cap = self.pacer.messages_per_connection
+                if conn.alive and cap is not None and conn.messages >= cap:
+                    await conn.close()
+        finally:
+            if conn is not None:
+                await conn.close()
+                self._closed()
+            self._work.set()
+
+    async def _wait_for_work(self) -> bool:
+        """Wait for queued work; False when idle long enough that the connection should close."""
+        deadline = time.monotonic() + self.options.idle_close_seconds
+        while not self._queue and self._stop_reason is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(remaining, _TICK))
+        return self._stop_reason is None
+
+    async def _connect(self, slot: int) -> Connection | None:
+        self._connections_made += 1
+        try:
+            conn = await Connection.open(self.route, self._connections_made)
+        except ConnectFailed as failure:
+            verdict = classify(failure.reply, self.options.rules)
+            self._connect_failed(failure.reply, verdict)
+            return None
+        self._open += 1
+        self._connect_failures = 0
+        self.pacer.on_connected(self._open)
+        mailmax = _mailmax(conn.extensions.get("limits"))
+        if mailmax is not None:
+            self.pacer.apply_server_limits(mailmax=mailmax)
+        return conn
+
+    def _closed(self) -> None:
+        self._open -= 1
+        self.pacer.on_closed(self._open)
+
+    def _connect_failed(self, reply: Reply, verdict: Classification) -> None:
+        self.pacer.observe(
+            verdict.verdict, open_connections=self._open, backlog=bool(self._queue), retry_after=verdict.retry_after
+        )
+        text = f"{reply.code or ''} {reply.text}".strip()
+        if verdict.verdict in ROUTE_THROTTLES:
+            self._run["throttles"] += 1
+            return
+        if verdict.verdict is V.ROUTE_FAILURE:
+            self._route_failed(f"{reply.phase.value}: {text}")
+            return
+        self._connect_failures += 1
+        backoff = min(30.0, 0.2 * 2 ** (self._connect_failures - 1))
+        self._connect_after = time.monotonic() + backoff
+        if self._open == 0 and self._connect_failures >= self.options.max_connect_failures:
+            self._route_failed(
+                f"cannot connect to {self.route.key} ({self._connect_failures} tries): {text}"
+            )
+
+    def _route_failed(self, reason: str) -> None:
+        self._route_error = reason
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._final_state = CampaignState.PAUSED
+
+    async def _send(self, conn: Connection, message: ClaimedMessage) -> None:
+        self._in_flight += 1
+        try:
+            try:
+                payload = frame_payload(self.render(message.variables))
+            except MailpacerError as exc:
+                self._outcomes.append(
+                    Outcome(message.id, M.FAILED, "render-error", None, None, str(exc), time.time())
+                )
+                self._run["failed"] += 1
+                return
+            reply = await conn.send(self.options.sender, message.email, payload)
+            self._apply(message, reply, classify(reply, self.options.rules))
+        finally:
+            self._in_flight -= 1
+            self._work.set()
+
+    def _apply(self, message: ClaimedMessage, reply: Reply, result: Classification) -> None:
+        """Record what the reply means for the message and tell the pacer."""
+        verdict = result.verdict
+        self.pacer.observe(
+            verdict,
+            open_connections=self._open,
+            backlog=bool(self._queue),
+            messages_on_connection=reply.messages_on_connection,
+            retry_after=result.retry_after,
+        )
+        now = time.time()
+        decisions = decide(
+            reply,
+            result,
+            attempts=message.attempts,
+            first_attempt_at=message.first_attempt_at,
+            now=now,
+            policy=self.options.retry,
+            rng=self._rng,
+            resend_uncertain=self.options.resend_uncertain,
+        )
+        for decision in decisions:
+            self._outcomes.append(
+                Outcome(
+                    message_id=message.id,
+                    state=decision.state,
+                    verdict=decision.verdict,
+                    code=reply.code if decision.verdict == verdict else None,
+                    enhanced=result.enhanced if decision.verdict == verdict else None,
+                    text=decision.text,
+                    at=now,
+                    retry_at=decision.retry_at,
+                    count_attempt=decision.count_attempt,
+                )
+            )
+        self._run[decisions[0].state.value] += 1
+        if verdict is V.ACCEPTED:
+            self._accepted_times.append(time.monotonic())
+        elif verdict in ROUTE_THROTTLES:
+            self._run["throttles"] += 1
+            if verdict is V.QUOTA:
+                self._quota_text = f"{reply.code} {reply.text}"
+        elif verdict is V.ROUTE_FAILURE:
+            self._route_failed(f"{reply.phase.value}: {reply.code or ''} {reply.text}".strip())
+        if len(self._outcomes) >= self.options.flush_size:
+            self._work.set()
+        self.events.emit(
+            Event(
+                EventKind.OUTCOME,
+                self.campaign.id,
+                now,
+                {"email": message.email, "verdict": verdict.value, "code": reply.code, "text": reply.text},
+            )
+        )
+
+    def _flush(self) -> None:
+        if self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            self.store.record(batch)
+
+    def _heartbeat(self) -> None:
+        ids = [m.id for m in self._queue]
+        if ids:
+            self.store.extend_leases(self.worker, ids, time.time() + self.options.lease_seconds)
+
+    # -- stopping ------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        """Let in-flight messages finish, give back what was claimed but not started, flush."""
+        if self._stop_reason is None:
+            self._stop_reason = "stopped"
+            self._final_state = CampaignState.PAUSED
+        self._work.set()
+        if self._workers:
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        self._workers.clear()
+        unstarted = [m.id for m in self._queue]
+        self._queue.clear()
+        self._flush()
+        if unstarted:
+            self.store.release(self.worker, unstarted)
+        self.store.save_route_limits(self.route.key, self.pacer.limits.to_dict())
+
+    def _finish(self, started: float) -> Report:
+        state = self._final_state or CampaignState.PAUSED
+        reason = self._route_error or (None if state is CampaignState.DONE else self._stop_reason)
+        fresh = self.store.get_campaign(self.campaign.id)
+        self.campaign = fresh
+        if state is CampaignState.CANCELLED:
+            self.store.cancel_pending(self.campaign.id)
+        if fresh.state is not state:
+            self._set_state(state, reason)
+        elif reason and fresh.reason != reason:
+            self._set_state(state, reason)
+        report = self._report(started)
+        self.events.emit(Event(EventKind.FINISHED, self.campaign.id, time.time(), report.to_dict()))
+        return report
+
+    def _report(self, started: float) -> Report:
+        return build_report(
+            self.store, self.store.get_campaign(self.campaign.id), self.pacer.limits,
+            seconds=time.time() - started, sent_this_run=self._run["sent"],
+            throttles_this_run=self._run["throttles"], route_error=self._route_error,
+        )
+
+    # -- progress ------------------------------------------------------------------------
+    def _rate(self) -> float:
+        """Messages accepted per second over the last few seconds."""
+        now = time.monotonic()
+        recent = [t for t in self._accepted_times if now - t <= 5.0]
+        if len(recent) < 2:
+            return 0.0
+        return len(recent) / max(now - recent[0], 1e-3)
+
+    def _progress_data(self, started: float) -> dict[str, Any]:
+        return {
+            "sent_this_run": self._run["sent"],
+            "failed_this_run": self._run["failed"],
+            "deferred_this_run": self._run["deferred"],
+            "uncertain_this_run": self._run["uncertain"],
+            "throttles_this_run": self._run["throttles"],
+            "connections": self._open,
+            "target_connections": self.pacer.target_connections,
+            "rate": self._rate(),
+            "elapsed": time.time() - started,
+            "state": self.campaign.state.value,
+            "reason": self.campaign.reason,
+            "limits": self.pacer.limits.describe(),
+        }
+
+    def _say_limits(self) -> None:
+        said = self.pacer.limits.describe()
+        if said != self._limits_said:
+            self._limits_said = said
+            self.events.emit(
+                Event(EventKind.LIMITS, self.campaign.id, time.time(),
+                      {"limits": self.pacer.limits.to_dict(), "text": said})
+            )
+
+
+def _mailmax(limits_keyword: str | None) -> int | None:
+    """``MAILMAX`` from an RFC 9422 ``LIMITS`` EHLO keyword, if the server sent one."""
+    if not limits_keyword:
+        return None
+    for part in limits_keyword.split():
+        name, _, value = part.partition("=")
+        if name.upper() == "MAILMAX" and value.isdigit():
+            return int(value)
+    return None
