@@ -147,6 +147,7 @@ class Engine:
         if self.campaign.state is CampaignState.CANCELLED:
             return self._report(started)
         self._set_state(CampaignState.RUNNING, None)
+        self._initial = self.store.stats(cid)
         self.events.emit(Event(EventKind.STARTED, cid, started, self._progress_data(started)))
         next_poll = next_flush = next_progress = next_heartbeat = 0.0
         try:
@@ -481,7 +482,15 @@ class Engine:
         return len(recent) / max(now - recent[0], 1e-3)
 
     def _progress_data(self, started: float) -> dict[str, Any]:
+        counts = self._initial.counts
+        run = self._run
         return {
+            "total": self._initial.total,
+            "sent": counts[M.SENT] + run["sent"],
+            "failed": counts[M.FAILED] + run["failed"],
+            "deferred": run["deferred"],
+            "uncertain": self._initial.uncertain_ever + run["uncertain"],
+            "cancelled": counts[M.CANCELLED],
             "sent_this_run": self._run["sent"],
             "failed_this_run": self._run["failed"],
             "deferred_this_run": self._run["deferred"],
