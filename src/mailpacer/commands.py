@@ -41,10 +41,14 @@ from mailpacer.store import Store, open_store
 err = Console(stderr=True)
 
 db_option = click.option(
-    "--db", default=default_db, show_default="$MAILPACER_DB or ~/.local/share/mailpacer/mailpacer.db",
+    "--db",
+    default=default_db,
+    show_default="$MAILPACER_DB or ~/.local/share/mailpacer/mailpacer.db",
     help="SQLite file (or sqlite:///path) holding campaigns.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON report line on stdout.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON report line on stdout."
+)
 
 
 def _run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> Report:
@@ -64,8 +68,10 @@ def _run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> R
             nonlocal presses
             presses += 1
             if presses == 1:
-                err.print("[yellow]stopping: in-flight messages finish and are recorded "
-                          "(Ctrl-C again to quit at once)[/]")
+                err.print(
+                    "[yellow]stopping: in-flight messages finish and are recorded "
+                    "(Ctrl-C again to quit at once)[/]"
+                )
                 engine.stop("interrupted; run the same command again to continue")
             else:
                 store.close()
@@ -93,7 +99,8 @@ def _print_report(report: Report, *, as_json: bool) -> None:
         + (f" — {report.reason}" if report.reason else "")
     )
     err.print(
-        f"  sent {report.sent}/{report.total} · failed {report.failed} · uncertain {report.uncertain}"
+        f"  sent {report.sent}/{report.total} · failed {report.failed}"
+        f" · uncertain {report.uncertain}"
         f" · deferred {report.deferred} · queued {report.queued} · cancelled {report.cancelled}"
     )
     err.print(
@@ -110,36 +117,76 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 
 @click.command("send")
 @click.argument("recipients", type=click.Path(path_type=Path))
-@click.option("--template", "template", required=True, type=click.Path(path_type=Path), help="Template directory.")
-@click.option("--smtp", required=True, help="smtp://host:port, smtp+starttls://user@host:587 or smtps://user@host:465")
+@click.option(
+    "--template",
+    "template",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Template directory.",
+)
+@click.option(
+    "--smtp",
+    required=True,
+    help="smtp://host:port, smtp+starttls://user@host:587 or smtps://user@host:465",
+)
 @click.option("--from", "sender", required=True, help="Sender, e.g. 'HR <hr@example.com>'.")
 @db_option
 @click.option("--max-connections", type=click.IntRange(min=1), help="Hard ceiling on connections.")
 @click.option("--max-rate", help="Hard ceiling on the rate, e.g. 120/min or 2/s.")
-@click.option("--insecure-tls", is_flag=True, help="Do not verify the server's certificate (sandbox only).")
-@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="Trust this CA bundle.")
+@click.option(
+    "--insecure-tls", is_flag=True, help="Do not verify the server's certificate (sandbox only)."
+)
+@click.option(
+    "--cafile", type=click.Path(exists=True, dir_okay=False), help="Trust this CA bundle."
+)
 @click.option("--skip-invalid", is_flag=True, help="Send the valid recipients and list the rest.")
 @click.option("--check-dns", is_flag=True, help="Check that recipient domains accept mail (DNS).")
-@click.option("--hold-uncertain", is_flag=True, help="Hold uncertain messages for review instead of resending.")
+@click.option(
+    "--hold-uncertain",
+    is_flag=True,
+    help="Hold uncertain messages for review instead of resending.",
+)
 @click.option("--dry-run", is_flag=True, help="Validate and render every message; send nothing.")
 @click.option("--name", help="Campaign name (default: the recipients file's name).")
 @json_option
 def send_command(
-    recipients: Path, template: Path, smtp: str, sender: str, db: str, max_connections: int | None,
-    max_rate: str | None, insecure_tls: bool, cafile: str | None, skip_invalid: bool, check_dns: bool,
-    hold_uncertain: bool, dry_run: bool, name: str | None, as_json: bool,
+    recipients: Path,
+    template: Path,
+    smtp: str,
+    sender: str,
+    db: str,
+    max_connections: int | None,
+    max_rate: str | None,
+    insecure_tls: bool,
+    cafile: str | None,
+    skip_invalid: bool,
+    check_dns: bool,
+    hold_uncertain: bool,
+    dry_run: bool,
+    name: str | None,
+    as_json: bool,
 ) -> None:
     """Send RECIPIENTS (CSV) with a template through an SMTP server, as fast as it allows.
 
     Re-running the same command continues the same campaign.
     """
     rate = parse_rate(max_rate) if max_rate is not None else None
-    ceilings = Limits(connections=max_connections, rate_per_minute=rate) if (max_connections or rate) else None
+    ceilings = (
+        Limits(connections=max_connections, rate_per_minute=rate)
+        if (max_connections or rate)
+        else None
+    )
     settings = SendSettings(
-        recipients=recipients, template=template,
+        recipients=recipients,
+        template=template,
         route=parse_route(smtp, verify_tls=not insecure_tls, cafile=cafile),
-        sender=sender, db=db, ceilings=ceilings, skip_invalid=skip_invalid, check_dns=check_dns,
-        resend_uncertain=not hold_uncertain, name=name,
+        sender=sender,
+        db=db,
+        ceilings=ceilings,
+        skip_invalid=skip_invalid,
+        check_dns=check_dns,
+        resend_uncertain=not hold_uncertain,
+        name=name,
     )
     checked = check(settings)
     for warning in checked.warnings:
@@ -163,8 +210,10 @@ def _dry_run(settings: SendSettings, skip_rows: frozenset[int], *, as_json: bool
     from mailpacer.compose import Composer, iter_recipients, load_template
 
     composer = Composer(
-        load_template(settings.template), sender=settings.sender,
-        campaign_key=settings.campaign_key(), base_dir=settings.recipients.resolve().parent,
+        load_template(settings.template),
+        sender=settings.sender,
+        campaign_key=settings.campaign_key(),
+        base_dir=settings.recipients.resolve().parent,
     )
     started = time.perf_counter()
     count = size = 0
@@ -173,9 +222,16 @@ def _dry_run(settings: SendSettings, skip_rows: frozenset[int], *, as_json: bool
         count += 1
     seconds = time.perf_counter() - started
     if as_json:
-        click.echo(json.dumps({"dry_run": True, "messages": count, "bytes": size, "seconds": round(seconds, 3)}))
+        click.echo(
+            json.dumps(
+                {"dry_run": True, "messages": count, "bytes": size, "seconds": round(seconds, 3)}
+            )
+        )
     else:
-        err.print(f"dry run: {count} messages rendered ({size / 1e6:.1f} MB) in {seconds:.2f} s; nothing sent")
+        err.print(
+            f"dry run: {count} messages rendered ({size / 1e6:.1f} MB) in {seconds:.2f} s;"
+            " nothing sent"
+        )
 
 
 def _open(db: str) -> Store:
@@ -196,16 +252,40 @@ def status_command(campaign: str | None, db: str, as_json: bool) -> None:
                 stats = store.stats(record.id)
                 rows.append((record, stats))
             if as_json:
-                click.echo(json.dumps([
-                    {"campaign": r.id, "name": r.name, "state": r.state.value, "reason": r.reason,
-                     **{k.value: v for k, v in s.counts.items()}, "total": s.total} for r, s in rows
-                ], ensure_ascii=False))
+                click.echo(
+                    json.dumps(
+                        [
+                            {
+                                "campaign": r.id,
+                                "name": r.name,
+                                "state": r.state.value,
+                                "reason": r.reason,
+                                **{k.value: v for k, v in s.counts.items()},
+                                "total": s.total,
+                            }
+                            for r, s in rows
+                        ],
+                        ensure_ascii=False,
+                    )
+                )
                 return
             table = Table("id", "name", "state", "sent", "failed", "uncertain", "pending", "total")
             for r, s in rows:
-                pending = s.counts[MessageState.QUEUED] + s.counts[MessageState.DEFERRED] + s.counts[MessageState.SENDING]
-                table.add_row(str(r.id), r.name, r.state.value, str(s.counts[MessageState.SENT]),
-                              str(s.counts[MessageState.FAILED]), str(s.uncertain_ever), str(pending), str(s.total))
+                pending = (
+                    s.counts[MessageState.QUEUED]
+                    + s.counts[MessageState.DEFERRED]
+                    + s.counts[MessageState.SENDING]
+                )
+                table.add_row(
+                    str(r.id),
+                    r.name,
+                    r.state.value,
+                    str(s.counts[MessageState.SENT]),
+                    str(s.counts[MessageState.FAILED]),
+                    str(s.uncertain_ever),
+                    str(pending),
+                    str(s.total),
+                )
             Console().print(table)
             return
         record = store.get_campaign(_ref(campaign))
@@ -213,20 +293,32 @@ def status_command(campaign: str | None, db: str, as_json: bool) -> None:
         limits = store.load_route_limits(record.route_key)
         failures = store.messages(record.id, state=MessageState.FAILED, limit=50)
         data = {
-            "campaign": record.id, "name": record.name, "state": record.state.value, "reason": record.reason,
-            "route": record.route_key, "total": stats.total, "uncertain": stats.uncertain_ever,
+            "campaign": record.id,
+            "name": record.name,
+            "state": record.state.value,
+            "reason": record.reason,
+            "route": record.route_key,
+            "total": stats.total,
+            "uncertain": stats.uncertain_ever,
             **{k.value: v for k, v in stats.counts.items()},
-            "limits": limits, "limits_text": Limits.from_dict(limits).describe() if limits else "",
-            "failures": [{"email": m.email, "code": m.last_code, "reason": m.last_text} for m in failures],
+            "limits": limits,
+            "limits_text": Limits.from_dict(limits).describe() if limits else "",
+            "failures": [
+                {"email": m.email, "code": m.last_code, "reason": m.last_text} for m in failures
+            ],
         }
         if as_json:
             click.echo(json.dumps(data, ensure_ascii=False))
             return
         console = Console()
-        console.print(f"campaign {record.id} ({record.name}): [bold]{record.state.value}[/]"
-                      + (f" — {record.reason}" if record.reason else ""))
+        console.print(
+            f"campaign {record.id} ({record.name}): [bold]{record.state.value}[/]"
+            + (f" — {record.reason}" if record.reason else "")
+        )
         console.print("  " + " · ".join(f"{k.value} {v}" for k, v in stats.counts.items()))
-        console.print(f"  route {record.route_key}" + (f" — learned: {data['limits_text']}" if limits else ""))
+        console.print(
+            f"  route {record.route_key}" + (f" — learned: {data['limits_text']}" if limits else "")
+        )
         for m in failures:
             console.print(f"  [red]failed[/] {m.email}: {m.last_code or ''} {m.last_text or ''}")
     finally:
@@ -297,7 +389,9 @@ def resume_command(campaign: str, db: str, as_json: bool) -> None:
 @click.command("retry")
 @click.argument("campaign")
 @click.option("--failed", "which", flag_value="failed", help="Retry failed messages.")
-@click.option("--uncertain", "which", flag_value="uncertain", help="Retry uncertain messages held for review.")
+@click.option(
+    "--uncertain", "which", flag_value="uncertain", help="Retry uncertain messages held for review."
+)
 @db_option
 @json_option
 def retry_command(campaign: str, which: str | None, db: str, as_json: bool) -> None:
@@ -312,4 +406,11 @@ def retry_command(campaign: str, which: str | None, db: str, as_json: bool) -> N
     _continue(campaign, db, as_json, states)
 
 
-COMMANDS = [send_command, status_command, pause_command, resume_command, cancel_command, retry_command]
+COMMANDS = [
+    send_command,
+    status_command,
+    pause_command,
+    resume_command,
+    cancel_command,
+    retry_command,
+]

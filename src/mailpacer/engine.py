@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import random
 import socket
@@ -22,10 +23,10 @@ from typing import Any
 from mailpacer.classify import DEFAULT_RULES, Classification, Reply, Rule, Verdict, classify
 from mailpacer.errors import MailpacerError
 from mailpacer.events import Emitter, Event, EventKind, Observer
+from mailpacer.outcome import ROUTE_THROTTLES, decide
 from mailpacer.pacer import Limits, Pacer
 from mailpacer.pool import ConnectFailed, Connection, frame_payload
 from mailpacer.report import Report, build_report
-from mailpacer.outcome import ROUTE_THROTTLES, decide
 from mailpacer.retry import RetryPolicy
 from mailpacer.route import Route
 from mailpacer.states import CampaignState, MessageState
@@ -41,7 +42,9 @@ class EngineOptions:
     """How the engine behaves; every field has a production default."""
 
     sender: str  #: envelope sender (MAIL FROM), a bare address
-    resend_uncertain: bool = True  #: policy for uncertain messages: resend (same Message-ID) or hold
+    resend_uncertain: bool = (
+        True  #: policy for uncertain messages: resend (same Message-ID) or hold
+    )
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lease_seconds: float = 60.0
     flush_interval: float = 0.05  #: outcomes are written at least this often ...
@@ -132,7 +135,7 @@ class Engine:
 
     # -- control -------------------------------------------------------------------------
     def stop(self, reason: str = "interrupted") -> None:
-        """Ask the engine to stop: nothing new starts, in-flight messages finish and are recorded."""
+        """Stop: nothing new starts; in-flight messages finish and are recorded."""
         if self._stop_reason is None:
             self._stop_reason = reason
             self._final_state = CampaignState.PAUSED
@@ -143,7 +146,9 @@ class Engine:
         """Send until done, paused, cancelled, stopped or the route fails; return the report."""
         cid = self.campaign.id
         started = time.time()
-        self.store.recover(cid, now=started, resend=self.options.resend_uncertain, is_alive=is_alive)
+        self.store.recover(
+            cid, now=started, resend=self.options.resend_uncertain, is_alive=is_alive
+        )
         if self.campaign.state is CampaignState.CANCELLED:
             return self._report(started)
         self._set_state(CampaignState.RUNNING, None)
@@ -173,14 +178,14 @@ class Engine:
                     self._heartbeat()
                     next_heartbeat = now + self.options.lease_seconds / 3
                 if now >= next_progress:
-                    self.events.emit(Event(EventKind.PROGRESS, cid, time.time(), self._progress_data(started)))
+                    self.events.emit(
+                        Event(EventKind.PROGRESS, cid, time.time(), self._progress_data(started))
+                    )
                     self._say_limits()
                     next_progress = now + self.options.progress_interval
                 self._work.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._work.wait(), _TICK)
-                except TimeoutError:
-                    pass
         finally:
             await self._drain()
         return self._finish(started)
@@ -193,7 +198,12 @@ class Engine:
             return
         self.campaign = self.store.set_campaign_state(self.campaign.id, state, reason)
         self.events.emit(
-            Event(EventKind.STATE, self.campaign.id, time.time(), {"state": state.value, "reason": reason})
+            Event(
+                EventKind.STATE,
+                self.campaign.id,
+                time.time(),
+                {"state": state.value, "reason": reason},
+            )
         )
 
     def _poll_state(self) -> None:
@@ -328,7 +338,10 @@ class Engine:
 
     def _connect_failed(self, reply: Reply, verdict: Classification) -> None:
         self.pacer.observe(
-            verdict.verdict, open_connections=self._open, backlog=bool(self._queue), retry_after=verdict.retry_after
+            verdict.verdict,
+            open_connections=self._open,
+            backlog=bool(self._queue),
+            retry_after=verdict.retry_after,
         )
         text = f"{reply.code or ''} {reply.text}".strip()
         if verdict.verdict in ROUTE_THROTTLES:
@@ -419,7 +432,12 @@ class Engine:
                 EventKind.OUTCOME,
                 self.campaign.id,
                 now,
-                {"email": message.email, "verdict": verdict.value, "code": reply.code, "text": reply.text},
+                {
+                    "email": message.email,
+                    "verdict": verdict.value,
+                    "code": reply.code,
+                    "text": reply.text,
+                },
             )
         )
 
@@ -457,9 +475,7 @@ class Engine:
         self.campaign = fresh
         if state is CampaignState.CANCELLED:
             self.store.cancel_pending(self.campaign.id)
-        if fresh.state is not state:
-            self._set_state(state, reason)
-        elif reason and fresh.reason != reason:
+        if fresh.state is not state or (reason and fresh.reason != reason):
             self._set_state(state, reason)
         report = self._report(started)
         self.events.emit(Event(EventKind.FINISHED, self.campaign.id, time.time(), report.to_dict()))
@@ -467,9 +483,13 @@ class Engine:
 
     def _report(self, started: float) -> Report:
         return build_report(
-            self.store, self.store.get_campaign(self.campaign.id), self.pacer.limits,
-            seconds=time.time() - started, sent_this_run=self._run["sent"],
-            throttles_this_run=self._run["throttles"], route_error=self._route_error,
+            self.store,
+            self.store.get_campaign(self.campaign.id),
+            self.pacer.limits,
+            seconds=time.time() - started,
+            sent_this_run=self._run["sent"],
+            throttles_this_run=self._run["throttles"],
+            route_error=self._route_error,
         )
 
     # -- progress ------------------------------------------------------------------------
@@ -510,8 +530,12 @@ class Engine:
         if said != self._limits_said:
             self._limits_said = said
             self.events.emit(
-                Event(EventKind.LIMITS, self.campaign.id, time.time(),
-                      {"limits": self.pacer.limits.to_dict(), "text": said})
+                Event(
+                    EventKind.LIMITS,
+                    self.campaign.id,
+                    time.time(),
+                    {"limits": self.pacer.limits.to_dict(), "text": said},
+                )
             )
 
 

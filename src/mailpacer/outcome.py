@@ -58,7 +58,9 @@ def decide(
         uncertain = Decision(M.UNCERTAIN, verdict, text)
         if not resend_uncertain:
             return (uncertain,)
-        resend = Decision(M.QUEUED, "resend", "resent with the same Message-ID", count_attempt=False)
+        resend = Decision(
+            M.QUEUED, "resend", "resent with the same Message-ID", count_attempt=False
+        )
         return (uncertain, resend)
     if verdict in (V.GREYLIST, V.TRANSIENT):
         if reply.code is None and reply.phase is Phase.MAIL and reply.messages_on_connection > 0:

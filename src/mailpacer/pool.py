@@ -23,7 +23,7 @@ _BARE_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _QUIT_TIMEOUT = 5.0
 
 
-class ConnectFailed(Exception):  # noqa: N818 - an outcome carrying a reply, not an error for users
+class ConnectFailed(Exception):
     """Opening a connection failed; ``reply`` says in which phase and what the server said."""
 
     def __init__(self, reply: Reply) -> None:
@@ -67,7 +67,9 @@ class Connection:
         return f"<Connection #{self.number} {self.route.key} messages={self.messages} {state}>"
 
     @classmethod
-    async def open(cls, route: Route, number: int, *, local_hostname: str = "localhost") -> Connection:
+    async def open(
+        cls, route: Route, number: int, *, local_hostname: str = "localhost"
+    ) -> Connection:
         """Connect, greet, EHLO, STARTTLS and AUTH as the route requires.
 
         Raises :class:`ConnectFailed` with the reply (or its absence) and the phase it came in.
@@ -91,7 +93,9 @@ class Connection:
                 if not client.supports_extension("starttls"):
                     client.close()
                     raise ConnectFailed(
-                        Reply(None, "server does not offer STARTTLS, which the route requires", phase)
+                        Reply(
+                            None, "server does not offer STARTTLS, which the route requires", phase
+                        )
                     )
                 await client.starttls(tls_context=_tls_context(route))
                 phase = Phase.EHLO
@@ -122,15 +126,21 @@ class Connection:
         try:
             response = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode() + b">")
             if response.code != 250:
-                return await self._refused(Reply(response.code, response.message, phase, self.messages))
+                return await self._refused(
+                    Reply(response.code, response.message, phase, self.messages)
+                )
             phase = Phase.RCPT
             response = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode() + b">")
             if response.code not in (250, 251):
-                return await self._refused(Reply(response.code, response.message, phase, self.messages))
+                return await self._refused(
+                    Reply(response.code, response.message, phase, self.messages)
+                )
             phase = Phase.DATA
             response = await client.execute_command(b"DATA")
             if response.code != 354:
-                return await self._refused(Reply(response.code, response.message, phase, self.messages))
+                return await self._refused(
+                    Reply(response.code, response.message, phase, self.messages)
+                )
             phase = Phase.DATA_END
             protocol = client.protocol
             if protocol is None:

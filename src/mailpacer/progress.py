@@ -62,10 +62,14 @@ class ProgressView:
                 "deferred": data.get("deferred", 0),
                 "connections": f"{data.get('connections', 0)}/{data.get('target_connections', 0)}",
                 "rate": float(data.get("rate", 0.0)),
-                "eta": _eta(total - sent - int(data.get("failed", 0)), float(data.get("rate", 0.0))),
+                "eta": _eta(
+                    total - sent - int(data.get("failed", 0)), float(data.get("rate", 0.0))
+                ),
             }
             if self._task is None:
-                self._task = self._progress.add_task(self.title, total=total, completed=sent, **fields)
+                self._task = self._progress.add_task(
+                    self.title, total=total, completed=sent, **fields
+                )
             else:
                 self._progress.update(self._task, total=total, completed=sent, **fields)
         elif event.kind is EventKind.LIMITS:

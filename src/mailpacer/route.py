@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 from mailpacer.errors import UsageError
 
-PASSWORD_ENV = "MAILPACER_SMTP_PASSWORD"
-PASSWORD_FILE_ENV = "MAILPACER_SMTP_PASSWORD_FILE"
+PASSWORD_ENV = "MAILPACER_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
+PASSWORD_FILE_ENV = "MAILPACER_SMTP_PASSWORD_FILE"  # noqa: S105 - the variable's name
 
 
 class TlsMode(StrEnum):
@@ -87,7 +87,9 @@ def parse_route(
     if not parts.hostname:
         raise UsageError(f"--smtp {url!r}: no host (expected e.g. {tls.value}://host:port)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise UsageError(f"--smtp {url!r}: unexpected path or query; expected {tls.value}://host:port")
+        raise UsageError(
+            f"--smtp {url!r}: unexpected path or query; expected {tls.value}://host:port"
+        )
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if password is None and username is not None:

@@ -15,7 +15,13 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from mailpacer.compose import CampaignCheck, Composer, iter_recipients, load_template, validate_campaign
+from mailpacer.compose import (
+    CampaignCheck,
+    Composer,
+    iter_recipients,
+    load_template,
+    validate_campaign,
+)
 from mailpacer.engine import Engine, EngineOptions
 from mailpacer.errors import UsageError
 from mailpacer.events import Observer
@@ -42,7 +48,9 @@ def parse_rate(text: str) -> float:
     """``"120/min"``, ``"2/s"``, ``"5000/h"`` or ``"120"`` (per minute) → messages per minute."""
     match = _RATE.match(text)
     if not match:
-        raise UsageError(f"--max-rate {text!r}: expected a number per minute, e.g. 120/min, 2/s or 5000/h")
+        raise UsageError(
+            f"--max-rate {text!r}: expected a number per minute, e.g. 120/min, 2/s or 5000/h"
+        )
     value = float(match.group(1))
     unit = (match.group(2) or "min").lower()
     per_minute = value * _PER_MINUTE[unit] if unit in _PER_MINUTE else value / 60.0
@@ -55,7 +63,9 @@ def envelope_address(sender: str) -> str:
     """The bare address of ``"Name <addr@host>"`` (MAIL FROM), or a clear error."""
     _, address = parseaddr(sender)
     if "@" not in address or any(c in sender for c in "\r\n"):
-        raise UsageError(f"--from {sender!r}: expected an address such as 'Team <team@example.com>'")
+        raise UsageError(
+            f"--from {sender!r}: expected an address such as 'Team <team@example.com>'"
+        )
     return address
 
 
@@ -76,7 +86,7 @@ class SendSettings:
     name: str | None = None
 
     def campaign_key(self) -> str:
-        """Same recipients file, template, sender and route → the same campaign (re-runs continue)."""
+        """Same recipients, template, sender and route → the same campaign (re-runs continue)."""
         parts = [
             str(self.recipients.resolve()),
             str(self.template.resolve()),
@@ -102,7 +112,9 @@ class SendSettings:
 def settings_from_campaign(campaign: CampaignRecord, db: str) -> SendSettings:
     """Rebuild the settings of a stored campaign (password from the environment again)."""
     opts = campaign.options
-    route = parse_route(str(opts["smtp"]), verify_tls=bool(opts.get("verify_tls", True)), cafile=opts.get("cafile"))
+    route = parse_route(
+        str(opts["smtp"]), verify_tls=bool(opts.get("verify_tls", True)), cafile=opts.get("cafile")
+    )
     ceilings = opts.get("ceilings")
     return SendSettings(
         recipients=Path(str(opts["recipients"])),
@@ -130,7 +142,9 @@ def check(settings: SendSettings) -> CampaignCheck:
     return result
 
 
-def prepare(store: Store, settings: SendSettings, checked: CampaignCheck) -> tuple[CampaignRecord, Composer]:
+def prepare(
+    store: Store, settings: SendSettings, checked: CampaignCheck
+) -> tuple[CampaignRecord, Composer]:
     """Create (or find) the campaign, store its messages, and build the composer."""
     key = settings.campaign_key()
     campaign, _ = store.get_or_create_campaign(
