@@ -27,10 +27,18 @@ class ConfigError(MailpacerError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, key: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        line: int | None = None,
+        file: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.key = key
         self.line = line
+        self.file = file
 
 
 @dataclass(frozen=True)
