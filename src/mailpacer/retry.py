@@ -1,0 +1,96 @@
+"""Backoff maths for deferred messages (DESIGN §3): pure, no sleeping, randomness injected.
+
+A transient failure is retried after ``base × multiplier^(attempts-1)`` seconds, capped, with
+multiplicative jitter; a server's hint ("try again in 300 seconds") is honoured instead. The
+message gives up (``None``) after ``max_attempts`` attempts or when the next try would fall past
+``max_age_seconds`` after its first attempt. Defaults follow what hosted senders do (SendGrid
+retries deferrals for 72 hours).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from mailpacer.errors import ConfigError
+
+__all__ = ["RetryPolicy", "backoff_delay", "next_retry"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long a transient failure is retried; frozen and validated."""
+
+    max_attempts: int = 8  #: counted attempts, the first one included
+    max_age_seconds: float = 3 * 86400.0  #: give up when the next try would be later than this
+    base_seconds: float = 60.0  #: delay after the first failed attempt
+    cap_seconds: float = 3600.0  #: no computed delay is longer
+    jitter: float = 0.2  #: each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
+    multiplier: float = 2.0
+    max_hint_seconds: float = 86400.0  #: a server hint longer than this is cut to it
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_attempts": self.max_attempts >= 1,
+            "max_age_seconds": self.max_age_seconds > 0,
+            "base_seconds": self.base_seconds >= 0,
+            "cap_seconds": self.cap_seconds >= self.base_seconds,
+            "jitter": 0 <= self.jitter < 1,
+            "multiplier": self.multiplier >= 1,
+            "max_hint_seconds": self.max_hint_seconds >= 0,
+        }
+        for key, ok in checks.items():
+            value = getattr(self, key)
+            if not ok or (isinstance(value, float) and not math.isfinite(value)):
+                raise ConfigError(f"retry policy: bad {key} {value!r}", key=key)
+
+    @classmethod
+    def fast(cls, *, max_attempts: int = 3) -> RetryPolicy:
+        """Test mode: the same logic with delays of hundredths of a second, no jitter."""
+        return cls(
+            max_attempts=max_attempts,
+            max_age_seconds=60.0,
+            base_seconds=0.01,
+            cap_seconds=0.05,
+            jitter=0.0,
+            max_hint_seconds=0.05,
+        )
+
+
+def backoff_delay(policy: RetryPolicy, attempts: int, rng: random.Random) -> float:
+    """Seconds to wait after ``attempts`` failed attempts (≥ 1): exponential, jittered, capped."""
+    try:
+        raw = min(
+            policy.cap_seconds, policy.base_seconds * policy.multiplier ** (max(attempts, 1) - 1)
+        )
+    except OverflowError:  # a thousand doublings: far past any cap
+        raw = policy.cap_seconds
+    spread = 1.0 + policy.jitter * (2.0 * rng.random() - 1.0)
+    return min(policy.cap_seconds, max(0.0, raw * spread))
+
+
+def next_retry(
+    policy: RetryPolicy,
+    *,
+    attempts: int,
+    first_attempt_at: float,
+    now: float,
+    hint: float | None,
+    rng: random.Random,
+) -> float | None:
+    """When to try again (a timestamp on ``now``'s clock), or ``None`` to give up (→ failed).
+
+    ``attempts`` counts the attempts made so far, the one that just failed included. A server
+    ``hint`` in seconds replaces the computed backoff (greylisting asks for a precise wait).
+    """
+    if attempts >= policy.max_attempts:
+        return None
+    if hint is not None and math.isfinite(hint):
+        delay = min(max(hint, 0.0), policy.max_hint_seconds)
+    else:
+        delay = backoff_delay(policy, attempts, rng)
+    retry_at = now + delay
+    if retry_at - first_attempt_at > policy.max_age_seconds:
+        return None
+    return retry_at
