@@ -36,3 +36,6 @@ def main() -> None:
 
 
 # Subcommands register below, one line each.
+from mailpacer.sandbox.cli import sandbox_command  # noqa: E402
+
+main.add_command(sandbox_command)
