@@ -39,3 +39,6 @@ def main() -> None:
 from mailpacer.sandbox.cli import sandbox_command  # noqa: E402
 
 main.add_command(sandbox_command)
+from mailpacer.config_cli import config_command  # noqa: E402
+
+main.add_command(config_command)

@@ -1,0 +1,160 @@
+"""``mailpacer config check`` and ``mailpacer config presets``.
+
+Imports of the configuration modules happen inside the commands, so registering this group never
+fails even while other parts of the package are being built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from mailpacer.config import RouteConfig
+    from mailpacer.pacer import Limits
+
+
+def describe_limits(limits: Limits | None) -> str:
+    """``3 connections · 30/min · 10,000 per day`` or ``none (learned while sending)``."""
+    if limits is None:
+        return "none (learned while sending)"
+    parts = []
+    if limits.connections is not None:
+        parts.append(f"{limits.connections} connections")
+    if limits.rate_per_minute is not None:
+        parts.append(f"{limits.rate_per_minute:g}/min")
+    if limits.messages_per_connection is not None:
+        parts.append(f"{limits.messages_per_connection:,} per connection")
+    if limits.quota is not None:
+        window = limits.quota_window_seconds or 86400.0
+        per = "day" if window == 86400.0 else f"{window:g} s"
+        parts.append(f"{limits.quota:,} per {per}")
+    return " · ".join(parts) or "none (learned while sending)"
+
+
+def password_reference(rc: RouteConfig, env: Mapping[str, str]) -> str:
+    """Where the route's password comes from and whether it is there — never the password."""
+    from mailpacer.presets import get_preset
+    from mailpacer.route import PASSWORD_ENV, PASSWORD_FILE_ENV
+
+    if rc.password_env:
+        return f"${rc.password_env} " + ("(set)" if env.get(rc.password_env) else "(NOT SET)")
+    secret = rc.password_file or (None if env.get(PASSWORD_ENV) else env.get(PASSWORD_FILE_ENV))
+    if secret:
+        ok = Path(secret).is_file() and os.access(secret, os.R_OK)
+        return f"file {secret} " + ("(readable)" if ok else "(NOT READABLE)")
+    username = rc.username or (get_preset(rc.provider).default_username if rc.provider else None)
+    if not username:
+        return "none needed (no username)"
+    return f"${PASSWORD_ENV} " + ("(set)" if env.get(PASSWORD_ENV) else "(NOT SET)")
+
+
+@click.group("config")
+def config_command() -> None:
+    """Check mailpacer.toml and list the provider presets."""
+
+
+@config_command.command("check")
+@click.option(
+    "--config",
+    "path",
+    type=click.Path(path_type=Path),
+    help="Config file (default: $MAILPACER_CONFIG, then ./mailpacer.toml).",
+)
+def check_command(path: Path | None) -> None:
+    """Validate the config file and show what a run would use (never the passwords)."""
+    from mailpacer.config import CONFIG_ENV, find_config, load_config
+    from mailpacer.errors import ConfigError, MailpacerError
+    from mailpacer.settings import resolve, route_from_config
+
+    env = os.environ
+    found = find_config(path, env)
+    if found is None:
+        raise ConfigError(
+            f"no config file: give --config PATH, set {CONFIG_ENV} or create ./mailpacer.toml "
+            "(a documented example: examples/mailpacer.toml)"
+        )
+    file = load_config(found)
+    echo = click.echo
+    echo(f"config: {found}  (valid)")
+    d = file.defaults
+    echo(
+        f"defaults: db={d.db or '(built-in)'} from={d.sender or '(none)'} "
+        f"uncertain={d.uncertain or 'resend'} check_dns={bool(d.check_dns)}"
+    )
+    r = d.retry
+    echo(
+        f"  retry: max_attempts={r.max_attempts} max_age={r.max_age_seconds:g}s "
+        f"base={r.base_seconds:g}s cap={r.cap_seconds:g}s"
+    )
+    problems: list[str] = []
+    default = file.default_route()
+    for rc in file.routes.values():
+        mark = " (default)" if default is rc else ""
+        try:
+            route, limits = route_from_config(rc, env, file)
+            where, ceilings = route.url, describe_limits(limits)
+        except MailpacerError as exc:
+            problems.append(str(exc))
+            where, ceilings = rc.url or rc.provider or "?", "-"
+        echo(f"route {rc.name}{mark}: {where}" + (f"  [{rc.provider}]" if rc.provider else ""))
+        echo(f"  ceilings: {ceilings}")
+        echo(f"  password: {password_reference(rc, env)}")
+        if rc.url and not rc.tls_verify:
+            echo("  tls: certificate NOT verified")
+    names = ", ".join(rule.name for rule in file.rules)
+    echo(f"rules: {len(file.rules)} user rule(s)" + (f": {names}" if names else ""))
+    if not problems:
+        try:
+            settings = resolve({"config": str(found)}, env, file)
+        except MailpacerError as exc:
+            problems.append(str(exc))
+        else:
+            echo(
+                f"a run would use: {settings.route_label or 'no route'} "
+                f"({settings.origins['route']}); ceilings: {describe_limits(settings.ceilings)}"
+            )
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(ConfigError.exit_code)
+
+
+@config_command.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per preset, as a list.")
+def presets_command(as_json: bool) -> None:
+    """List the provider presets with their published limits and where each figure comes from."""
+    from mailpacer.presets import ALIASES, PRESETS
+
+    if as_json:
+        rows = [
+            {
+                "name": p.name,
+                "title": p.title,
+                "url": p.url(region="{region}", host="{host}"),
+                "username": p.username_hint,
+                "password": p.credential_hint,
+                "limits": p.limits.to_dict(),
+                "source": p.source,
+                "aliases": sorted(a for a, n in ALIASES.items() if n == p.name),
+            }
+            for p in PRESETS.values()
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for p in PRESETS.values():
+        aliases = sorted(a for a, n in ALIASES.items() if n == p.name)
+        click.echo(f"{p.name} — {p.title}" + (f"  (also: {', '.join(aliases)})" if aliases else ""))
+        click.echo(
+            f"  {p.url(region='{region}', host='{host}')}" + (f"  ({p.notes})" if p.notes else "")
+        )
+        click.echo(f"  username: {p.username_hint}; password: {p.credential_hint}")
+        click.echo(f"  ceilings: {describe_limits(p.limits)}")
+        click.echo(f"  source: {p.source}")
+    click.echo('Use one: mailpacer send ... --provider NAME, or provider = "NAME" in [routes.X].')

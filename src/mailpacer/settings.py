@@ -1,0 +1,395 @@
+"""One run's settings, resolved once at the edge: flags > environment > config file > defaults.
+
+:func:`resolve` is pure (flags, environment and the parsed file are arguments), so precedence is
+tested without touching ``os.environ``; :func:`load_settings` is the edge that finds the file.
+One exception to the order: a route's own ``password_env`` / ``password_file`` wins over
+``MAILPACER_SMTP_PASSWORD``, which is only the fallback for routes that name no password.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from mailpacer.classify import Rule
+from mailpacer.config import ConfigFile, RouteConfig, find_config, load_config, parse_rate
+from mailpacer.errors import ConfigError, UsageError
+from mailpacer.pacer import Limits
+from mailpacer.presets import DAY, get_preset
+from mailpacer.retry import RetryPolicy
+from mailpacer.route import PASSWORD_ENV, PASSWORD_FILE_ENV, Route, parse_route
+
+ENV = {
+    "db": "MAILPACER_DB",
+    "from": "MAILPACER_FROM",
+    "smtp": "MAILPACER_SMTP",
+    "route": "MAILPACER_ROUTE",
+    "provider": "MAILPACER_PROVIDER",
+    "region": "MAILPACER_REGION",
+    "username": "MAILPACER_SMTP_USERNAME",
+    "cafile": "MAILPACER_CAFILE",
+    "max_connections": "MAILPACER_MAX_CONNECTIONS",
+    "max_rate": "MAILPACER_MAX_RATE",
+    "messages_per_connection": "MAILPACER_MESSAGES_PER_CONNECTION",
+    "daily_quota": "MAILPACER_DAILY_QUOTA",
+    "uncertain": "MAILPACER_UNCERTAIN",
+    "check_dns": "MAILPACER_CHECK_DNS",
+}  #: setting → environment variable (plus MAILPACER_CONFIG and the password variables)
+FLAGS = frozenset(
+    {*ENV, "config", "insecure_tls", "hold_uncertain"}
+)  #: keys :func:`resolve` accepts in ``flags`` (None / False = not given)
+_CEILINGS = {  # config / flag / env name → Limits field
+    "max_connections": "connections",
+    "max_rate": "rate_per_minute",
+    "messages_per_connection": "messages_per_connection",
+    "daily_quota": "quota",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything resolved for one run; ``origins`` says where each value came from."""
+
+    db: str
+    sender: str | None
+    route: Route | None
+    route_label: str | None  #: "route 'office' (office365)", "--smtp URL", "provider gmail"
+    provider: str | None
+    ceilings: Limits | None
+    retry: RetryPolicy
+    resend_uncertain: bool
+    check_dns: bool
+    rules: tuple[Rule, ...]  #: user rules only; ``classify.rules_with(rules)`` adds the defaults
+    config: ConfigFile | None = field(default=None, repr=False)
+    origins: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def require_route(self) -> Route:
+        """The route, or a :class:`UsageError` that says how to give one."""
+        if self.route is None:
+            raise UsageError(
+                "no route: give --smtp URL, --provider NAME or --route NAME "
+                "(or [routes] in mailpacer.toml)"
+            )
+        return self.route
+
+    def require_sender(self) -> str:
+        """The sender, or a :class:`UsageError` that says how to give one."""
+        if not self.sender:
+            raise UsageError("no sender: give --from, set MAILPACER_FROM or defaults.from")
+        return self.sender
+
+
+def _env_value(env: Mapping[str, str], key: str) -> str | None:
+    value = env.get(ENV[key], "").strip()
+    return value or None
+
+
+def _number(text: Any, name: str, key: str) -> Any:
+    """A flag or env value for ``key`` (a ceiling), parsed; errors name where it came from."""
+    try:
+        if key == "max_rate":
+            return parse_rate(str(text))
+        value = int(text)
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+    except ValueError as exc:
+        detail = str(exc) if key == "max_rate" else "expected a whole number ≥ 1"
+        raise ConfigError(f"{name}={text!r}: {detail}", key=name) from None
+
+
+def _origin_name(origin: str, key: str) -> str:
+    return f"--{key.replace('_', '-')}" if origin == "flag" else ENV[key]
+
+
+def _pick(
+    key: str, flags: Mapping[str, Any], env: Mapping[str, str], file_value: Any, file_origin: str
+) -> tuple[Any, str]:
+    """The first of flag, environment, file that is set, and where it came from."""
+    if flags.get(key) not in (None, ""):
+        return flags[key], f"flag --{key.replace('_', '-')}"
+    if _env_value(env, key) is not None:
+        return _env_value(env, key), f"env {ENV[key]}"
+    if file_value is not None:
+        return file_value, file_origin
+    return None, "default"
+
+
+def _password(rc: RouteConfig, env: Mapping[str, str], file: ConfigFile | None) -> str | None:
+    """The route's password from its reference, else from MAILPACER_SMTP_PASSWORD(_FILE)."""
+    path = ("routes", rc.name)
+    if rc.password_env:
+        return env.get(rc.password_env) or None
+    secret = rc.password_file or (None if env.get(PASSWORD_ENV) else env.get(PASSWORD_FILE_ENV))
+    if secret:
+        try:
+            return Path(secret).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            message = f"cannot read password file {secret}: {exc.strerror}"
+            if rc.password_file and file is not None:
+                raise file.error((*path, "password_file"), message) from None
+            raise ConfigError(f"{PASSWORD_FILE_ENV}: {message}", key=PASSWORD_FILE_ENV) from None
+    return env.get(PASSWORD_ENV) or None
+
+
+def route_label(rc: RouteConfig) -> str:
+    """``route 'office' (office365)``."""
+    return f"route {rc.name!r}" + (f" ({rc.provider})" if rc.provider else "")
+
+
+def route_from_config(
+    rc: RouteConfig, env: Mapping[str, str], file: ConfigFile | None = None
+) -> tuple[Route, Limits | None]:
+    """The :class:`Route` of ``[routes.NAME]`` with its password, and its ceilings.
+
+    A username without a password raises :class:`ConfigError` naming the variable to set.
+    """
+    preset = get_preset(rc.provider) if rc.provider else None
+    username = rc.username or (preset.default_username if preset else None)
+    password = _password(rc, env, file)
+    if username and not password:
+        key = ("routes", rc.name, "password_env" if rc.password_env else "")
+        where = f"{file.where(key[:3] if rc.password_env else key[:2])}: " if file else ""
+        if rc.password_env:
+            how = f"set {rc.password_env} (named by password_env)"
+        else:
+            how = f'set {PASSWORD_ENV} or password_env = "..." in [routes.{rc.name}]'
+        hint = f"; for {preset.name} that is {preset.credential_hint}" if preset else ""
+        raise ConfigError(
+            f"{where}{route_label(rc)} needs a password: {how}{hint}",
+            key=rc.password_env or PASSWORD_ENV,
+            line=file.lines.line_of(key[:3] if rc.password_env else key[:2]) if file else None,
+            file=str(file.path) if file else None,
+        )
+    if rc.url:
+        route = dataclasses.replace(parse_route(rc.url, environ={}), username=username)
+    elif preset is not None:
+        route = dataclasses.replace(preset.endpoint(region=rc.region), username=username)
+    else:  # pragma: no cover - the file reader requires url or provider
+        raise ConfigError(f"{route_label(rc)}: needs url or provider")
+    route = dataclasses.replace(
+        route,
+        password=password,
+        verify_tls=rc.tls_verify,
+        cafile=rc.cafile,
+        timeout=rc.timeout if rc.timeout is not None else route.timeout,
+    )
+    values, _ = ceilings_of(rc, file)
+    return route, _make_limits(values)
+
+
+def ceilings_of(
+    rc: RouteConfig, file: ConfigFile | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The route's ceilings as :class:`Limits` fields, and where each came from (preset or file)."""
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if rc.provider:
+        values = _limits_fields(get_preset(rc.provider).limits)
+        origins = {
+            key: f"preset {rc.provider}" for key, name in _CEILINGS.items() if name in values
+        }
+    for key, name in _CEILINGS.items():
+        if getattr(rc, key) is not None:
+            values[name] = getattr(rc, key)
+            origins[key] = f"file {file.where(('routes', rc.name, key))}" if file else "route"
+            if name == "quota":
+                values["quota_window_seconds"] = DAY
+    return values, origins
+
+
+def _limits_fields(limits: Limits) -> dict[str, Any]:
+    names = (
+        "connections",
+        "rate_per_minute",
+        "messages_per_connection",
+        "quota",
+        "quota_window_seconds",
+    )
+    return {n: getattr(limits, n) for n in names if getattr(limits, n) is not None}
+
+
+def _make_limits(values: Mapping[str, Any]) -> Limits | None:
+    given = {k: v for k, v in values.items() if v is not None}
+    if "quota" in given:
+        given.setdefault("quota_window_seconds", DAY)
+    else:
+        given.pop("quota_window_seconds", None)
+    return Limits(**given) if given else None
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The route one layer names, with its ceilings and where they came from."""
+
+    route: Route | None = None
+    ceilings: dict[str, Any] = field(default_factory=dict)
+    ceiling_origins: dict[str, str] = field(default_factory=dict)
+    label: str | None = None
+    provider: str | None = None
+    origin: str = "default"
+
+
+def _from_config(
+    rc: RouteConfig, env: Mapping[str, str], file: ConfigFile | None, origin: str
+) -> _Choice:
+    route, _ = route_from_config(rc, env, file)
+    values, origins = ceilings_of(rc, file)
+    return _Choice(route, values, origins, route_label(rc), rc.provider, origin)
+
+
+def _choose_route(
+    flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile | None
+) -> _Choice:
+    """The highest layer (flags, environment, file) that names a route decides it."""
+    for origin in ("flag", "env"):
+        get = (
+            (lambda k: flags.get(k) or None) if origin == "flag" else (lambda k: _env_value(env, k))
+        )
+        smtp, name, provider = get("smtp"), get("route"), get("provider")
+        if name and (smtp or provider):
+            other = _origin_name(origin, "smtp" if smtp else "provider")
+            raise UsageError(
+                f"{_origin_name(origin, 'route')} and {other} both name a route; give one"
+            )
+        if name:
+            if file is None or name not in file.routes:
+                known = ", ".join(file.routes) if file and file.routes else "no config file"
+                raise ConfigError(
+                    f"{_origin_name(origin, 'route')}={name}: no such route (known: {known})",
+                    key=_origin_name(origin, "route"),
+                )
+            return _from_config(file.routes[name], env, file, f"{origin} {name}")
+        username = flags.get("username") or _env_value(env, "username")
+        if smtp:
+            route = parse_route(str(smtp), environ=dict(env))
+            if username and route.username is None:
+                route = dataclasses.replace(route, username=username)
+            if route.username and not route.password:
+                raise ConfigError(
+                    f"{route.url} needs a password: set {PASSWORD_ENV} (or {PASSWORD_FILE_ENV})",
+                    key=PASSWORD_ENV,
+                )
+            preset = get_preset(provider) if provider else None
+            values = _limits_fields(preset.limits) if preset else {}
+            origins = {k: f"preset {provider}" for k, n in _CEILINGS.items() if n in values}
+            return _Choice(
+                route,
+                values,
+                origins,
+                route.url,
+                preset.name if preset else None,
+                f"{origin} {_origin_name(origin, 'smtp')}",
+            )
+        if provider:
+            preset = get_preset(provider)
+            region = flags.get("region") or _env_value(env, "region")
+            rc = RouteConfig(
+                name=preset.name, provider=preset.name, region=region, username=username
+            )
+            choice = _from_config(rc, env, None, f"{origin} {_origin_name(origin, 'provider')}")
+            return dataclasses.replace(choice, label=f"provider {preset.name}")
+    default = file.default_route() if file else None
+    if default is None or file is None:
+        return _Choice()
+    return _from_config(default, env, file, f"file {file.where(('routes', default.name))}")
+
+
+def resolve(flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile | None) -> Settings:
+    """Merge flags > environment > file > defaults into one frozen :class:`Settings`.
+
+    ``flags`` uses the keys in :data:`FLAGS` (``None``/``False``: not given); ``env`` is a plain
+    mapping such as ``os.environ``. Errors name the flag, variable or file line at fault.
+    """
+    unknown = set(flags) - FLAGS
+    if unknown:
+        raise TypeError(f"unknown flag keys: {sorted(unknown)}")
+    defaults = file.defaults if file else None
+
+    def where(key: str) -> str:
+        return f"file {file.where(('defaults', key))}" if file else "file"
+
+    origins: dict[str, str] = {}
+
+    db, origins["db"] = _pick("db", flags, env, defaults and defaults.db, where("db"))
+    if db is None:
+        base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        db = str(Path(base) / "mailpacer" / "mailpacer.db")
+    sender, origins["from"] = _pick("from", flags, env, defaults and defaults.sender, where("from"))
+
+    choice = _choose_route(flags, env, file)
+    route, origins["route"] = choice.route, choice.origin
+    if route is not None:
+        cafile = flags.get("cafile") or _env_value(env, "cafile")
+        if cafile:
+            route = dataclasses.replace(route, cafile=str(cafile))
+        if flags.get("insecure_tls"):
+            route = dataclasses.replace(route, verify_tls=False)
+    values = dict(choice.ceilings)
+    for key, name in _CEILINGS.items():
+        for origin, text in (("flag", flags.get(key)), ("env", _env_value(env, key))):
+            if text not in (None, ""):
+                values[name] = _number(text, _origin_name(origin, key), key)
+                if name == "quota":
+                    values["quota_window_seconds"] = DAY
+                origins[key] = f"{origin} {_origin_name(origin, key)}"
+                break
+        else:
+            origins[key] = choice.ceiling_origins.get(key, "default")
+
+    if flags.get("hold_uncertain"):
+        uncertain, origins["uncertain"] = "hold", "flag --hold-uncertain"
+    else:
+        file_uncertain = defaults and defaults.uncertain
+        uncertain, origins["uncertain"] = _pick(
+            "uncertain", {}, env, file_uncertain, where("uncertain")
+        )
+    if uncertain not in (None, "resend", "hold"):
+        raise ConfigError(
+            f"{ENV['uncertain']}={uncertain!r}: expected resend or hold", key=ENV["uncertain"]
+        )
+
+    check_dns, origins["check_dns"] = _pick(
+        "check_dns",
+        {"check_dns": flags.get("check_dns") or None},
+        env,
+        defaults and defaults.check_dns,
+        where("check_dns"),
+    )
+    if isinstance(check_dns, str):
+        if check_dns.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(
+                f"{ENV['check_dns']}={check_dns!r}: expected 1/0, true/false or yes/no",
+                key=ENV["check_dns"],
+            )
+        check_dns = check_dns.lower() in ("1", "true", "yes")
+
+    return Settings(
+        db=str(db),
+        sender=sender,
+        route=route,
+        route_label=choice.label,
+        provider=choice.provider,
+        ceilings=_make_limits(values),
+        retry=defaults.retry if defaults else RetryPolicy(),
+        resend_uncertain=uncertain != "hold",
+        check_dns=bool(check_dns),
+        rules=file.rules if file else (),
+        config=file,
+        origins=MappingProxyType(origins),
+    )
+
+
+def load_settings(
+    flags: Mapping[str, Any], env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Settings:
+    """The edge: find the config file (``flags["config"]``, $MAILPACER_CONFIG, ./mailpacer.toml),
+    load it, and :func:`resolve` against ``env`` (default: the process environment)."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    path = find_config(flags.get("config"), environ, cwd)
+    return resolve(flags, environ, load_config(path) if path else None)
