@@ -223,7 +223,7 @@ class _Reader:
 
     def __init__(self, path: Path, lines: KeyLines) -> None:
         self.file = ConfigFile(path, Defaults(), {}, (), lines)
-        self.base = path.parent
+        self.base = path.parent.resolve()
 
     def fail(self, path: KeyPath, message: str) -> NoReturn:
         raise self.file.error(path, message)

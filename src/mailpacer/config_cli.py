@@ -28,7 +28,8 @@ def describe_limits(limits: Limits | None) -> str:
     if limits.connections is not None:
         parts.append(f"{limits.connections} connections")
     if limits.rate_per_minute is not None:
-        parts.append(f"{limits.rate_per_minute:g}/min")
+        rate = limits.rate_per_minute
+        parts.append(f"{rate / 60:g}/s" if rate >= 60 and rate % 60 == 0 else f"{rate:g}/min")
     if limits.messages_per_connection is not None:
         parts.append(f"{limits.messages_per_connection:,} per connection")
     if limits.quota is not None:
@@ -71,7 +72,7 @@ def check_command(path: Path | None) -> None:
     """Validate the config file and show what a run would use (never the passwords)."""
     from mailpacer.config import CONFIG_ENV, find_config, load_config
     from mailpacer.errors import ConfigError, MailpacerError
-    from mailpacer.settings import resolve, route_from_config
+    from mailpacer.settings import ceilings, endpoint_of, resolve, route_from_config
 
     env = os.environ
     found = find_config(path, env)
@@ -97,17 +98,16 @@ def check_command(path: Path | None) -> None:
     default = file.default_route()
     for rc in file.routes.values():
         mark = " (default)" if default is rc else ""
+        route = endpoint_of(rc)
+        echo(f"route {rc.name}{mark}: {route.url}" + (f"  [{rc.provider}]" if rc.provider else ""))
+        echo(f"  ceilings: {describe_limits(ceilings(rc))}")
+        echo(f"  password: {password_reference(rc, env)}")
+        if not route.verify_tls:
+            echo("  tls: certificate NOT verified")
         try:
-            route, limits = route_from_config(rc, env, file)
-            where, ceilings = route.url, describe_limits(limits)
+            route_from_config(rc, env, file)
         except MailpacerError as exc:
             problems.append(str(exc))
-            where, ceilings = rc.url or rc.provider or "?", "-"
-        echo(f"route {rc.name}{mark}: {where}" + (f"  [{rc.provider}]" if rc.provider else ""))
-        echo(f"  ceilings: {ceilings}")
-        echo(f"  password: {password_reference(rc, env)}")
-        if rc.url and not rc.tls_verify:
-            echo("  tls: certificate NOT verified")
     names = ", ".join(rule.name for rule in file.rules)
     echo(f"rules: {len(file.rules)} user rule(s)" + (f": {names}" if names else ""))
     if not problems:

@@ -142,45 +142,57 @@ def route_label(rc: RouteConfig) -> str:
     return f"route {rc.name!r}" + (f" ({rc.provider})" if rc.provider else "")
 
 
+def endpoint_of(rc: RouteConfig) -> Route:
+    """The route of ``[routes.NAME]`` without its password: host, port, TLS, username, options."""
+    preset = get_preset(rc.provider) if rc.provider else None
+    if rc.url:
+        route = parse_route(rc.url, environ={})
+    elif preset is not None:
+        route = preset.endpoint(region=rc.region)
+    else:  # pragma: no cover - the file reader requires url or provider
+        raise ConfigError(f"{route_label(rc)}: needs url or provider")
+    return dataclasses.replace(
+        route,
+        username=rc.username or (preset.default_username if preset else None),
+        verify_tls=rc.tls_verify,
+        cafile=rc.cafile,
+        timeout=rc.timeout if rc.timeout is not None else route.timeout,
+    )
+
+
 def route_from_config(
-    rc: RouteConfig, env: Mapping[str, str], file: ConfigFile | None = None
+    rc: RouteConfig, env: Mapping[str, str], file: ConfigFile | None = None, *, label: str = ""
 ) -> tuple[Route, Limits | None]:
     """The :class:`Route` of ``[routes.NAME]`` with its password, and its ceilings.
 
     A username without a password raises :class:`ConfigError` naming the variable to set.
     """
-    preset = get_preset(rc.provider) if rc.provider else None
-    username = rc.username or (preset.default_username if preset else None)
+    route = endpoint_of(rc)
     password = _password(rc, env, file)
-    if username and not password:
-        key = ("routes", rc.name, "password_env" if rc.password_env else "")
-        where = f"{file.where(key[:3] if rc.password_env else key[:2])}: " if file else ""
+    if route.username and not password:
+        key = ("routes", rc.name, "password_env") if rc.password_env else ("routes", rc.name)
         if rc.password_env:
             how = f"set {rc.password_env} (named by password_env)"
+        elif file is None:
+            how = f"set {PASSWORD_ENV} (or {PASSWORD_FILE_ENV})"
         else:
             how = f'set {PASSWORD_ENV} or password_env = "..." in [routes.{rc.name}]'
+        preset = get_preset(rc.provider) if rc.provider else None
         hint = f"; for {preset.name} that is {preset.credential_hint}" if preset else ""
         raise ConfigError(
-            f"{where}{route_label(rc)} needs a password: {how}{hint}",
+            (f"{file.where(key)}: " if file else "")
+            + f"{label or route_label(rc)} needs a password: {how}{hint}",
             key=rc.password_env or PASSWORD_ENV,
-            line=file.lines.line_of(key[:3] if rc.password_env else key[:2]) if file else None,
+            line=file.lines.line_of(key) if file else None,
             file=str(file.path) if file else None,
         )
-    if rc.url:
-        route = dataclasses.replace(parse_route(rc.url, environ={}), username=username)
-    elif preset is not None:
-        route = dataclasses.replace(preset.endpoint(region=rc.region), username=username)
-    else:  # pragma: no cover - the file reader requires url or provider
-        raise ConfigError(f"{route_label(rc)}: needs url or provider")
-    route = dataclasses.replace(
-        route,
-        password=password,
-        verify_tls=rc.tls_verify,
-        cafile=rc.cafile,
-        timeout=rc.timeout if rc.timeout is not None else route.timeout,
-    )
     values, _ = ceilings_of(rc, file)
-    return route, _make_limits(values)
+    return dataclasses.replace(route, password=password), _make_limits(values)
+
+
+def ceilings(rc: RouteConfig) -> Limits | None:
+    """The route's ceilings: its preset's published limits, overridden by the route's own keys."""
+    return _make_limits(ceilings_of(rc)[0])
 
 
 def ceilings_of(
@@ -236,11 +248,12 @@ class _Choice:
 
 
 def _from_config(
-    rc: RouteConfig, env: Mapping[str, str], file: ConfigFile | None, origin: str
+    rc: RouteConfig, env: Mapping[str, str], file: ConfigFile | None, origin: str, label: str = ""
 ) -> _Choice:
-    route, _ = route_from_config(rc, env, file)
+    label = label or route_label(rc)
+    route, _ = route_from_config(rc, env, file, label=label)
     values, origins = ceilings_of(rc, file)
-    return _Choice(route, values, origins, route_label(rc), rc.provider, origin)
+    return _Choice(route, values, origins, label, rc.provider, origin)
 
 
 def _choose_route(
@@ -292,8 +305,8 @@ def _choose_route(
             rc = RouteConfig(
                 name=preset.name, provider=preset.name, region=region, username=username
             )
-            choice = _from_config(rc, env, None, f"{origin} {_origin_name(origin, 'provider')}")
-            return dataclasses.replace(choice, label=f"provider {preset.name}")
+            where = f"{origin} {_origin_name(origin, 'provider')}"
+            return _from_config(rc, env, None, where, f"provider {preset.name}")
     default = file.default_route() if file else None
     if default is None or file is None:
         return _Choice()
