@@ -1,0 +1,254 @@
+"""What a store is: the :class:`Store` protocol the engine, CLI and HTTP API call, and the frozen
+records it takes and returns (DESIGN §3, §6).
+
+Every implementation checks each state change against :mod:`mailpacer.states` and raises
+:class:`~mailpacer.errors.InvalidTransition` (nothing written) for any other; it raises
+:class:`~mailpacer.errors.NotFound` for an unknown campaign and
+:class:`~mailpacer.errors.StoreError` when the database itself fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mailpacer.states import CampaignState, MessageState
+
+#: attempt verdict written when a lease expires or its worker is gone (the message may be sent)
+LEASE_EXPIRED = "lease-expired"
+#: attempt verdict written when an uncertain message is queued again under the resend policy
+RESEND = "resend"
+#: verdicts after which a message may or may not have been delivered
+UNCERTAIN_VERDICTS = frozenset({"ambiguous", LEASE_EXPIRED})
+
+
+def is_throttle(verdict: str) -> bool:
+    """A reply that was the route's fault, not the message's (``throttle-*`` or ``quota``)."""
+    return verdict.startswith("throttle") or verdict == "quota"
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRecord:
+    """One campaign as stored."""
+
+    id: int
+    key: str  #: stable identity: re-running the same ``send`` finds the campaign by its key
+    name: str
+    state: CampaignState
+    reason: str | None  #: why it is paused / waiting / cancelled, for people
+    route_key: str
+    options: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One recipient to add to a campaign."""
+
+    row: int  #: 1-based row of the recipients file
+    email: str
+    variables: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A message handed to a worker under a lease: ``sending`` until its outcome is recorded."""
+
+    id: int
+    campaign_id: int
+    row: int
+    email: str
+    variables: dict[str, str]
+    attempts: int  #: counted attempts before this one
+    first_attempt_at: float | None
+    lease_until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one claimed message; :meth:`Store.record` writes it.
+
+    One attempt row is always written. The ``attempts`` counter and ``first_attempt_at`` move only
+    when ``count_attempt`` (throttle and quota requeues do not count). ``retry_at`` is required
+    for ``deferred`` and cleared for every other state.
+    """
+
+    message_id: int
+    state: MessageState
+    verdict: str
+    code: int | None
+    enhanced: str | None
+    text: str
+    at: float
+    retry_at: float | None = None
+    count_attempt: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One message as listed (for status, failures, the dashboard)."""
+
+    id: int
+    campaign_id: int
+    row: int
+    email: str
+    variables: dict[str, str]
+    state: MessageState
+    attempts: int
+    retry_at: float | None
+    last_verdict: str | None  #: the last recorded attempt's verdict, code and reply text
+    last_code: int | None
+    last_text: str | None
+    updated_at: float
+    ever_uncertain: bool  #: had an ``ambiguous`` or ``lease-expired`` attempt at some point
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One recorded attempt with the server's full reply."""
+
+    id: int
+    message_id: int
+    at: float
+    verdict: str
+    code: int | None
+    enhanced: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStats:
+    """Counts for one campaign."""
+
+    counts: dict[MessageState, int]  #: every state present, 0 when none
+    total: int
+    attempts: int  #: attempt rows (every reply recorded, counted or not)
+    throttles: int  #: attempt rows whose verdict is ``throttle-*`` or ``quota``
+    uncertain_ever: int  #: messages that were uncertain at least once (resent or held)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One stored event (progress feed, audit trail)."""
+
+    id: int
+    campaign_id: int | None
+    at: float
+    kind: str
+    data: dict[str, Any]
+
+
+class Store(Protocol):
+    """The durable record of campaigns, messages, attempts, routes and events."""
+
+    def get_or_create_campaign(
+        self, key: str, *, name: str, route_key: str, options: dict[str, Any]
+    ) -> tuple[CampaignRecord, bool]:
+        """The campaign with ``key`` (``False``), or a new ``queued`` one (``True``)."""
+        ...
+
+    def get_campaign(self, ref: int | str) -> CampaignRecord:
+        """By id (an int) or key (a str); :class:`NotFound` otherwise."""
+        ...
+
+    def list_campaigns(self) -> list[CampaignRecord]:
+        """Every campaign, oldest first."""
+        ...
+
+    def set_campaign_state(
+        self, campaign_id: int, state: CampaignState, reason: str | None = None
+    ) -> CampaignRecord:
+        """Checked transition; the same state again only updates ``reason``."""
+        ...
+
+    def add_messages(
+        self, campaign_id: int, messages: Iterable[NewMessage], *, batch_size: int = 5000
+    ) -> int:
+        """Add recipients in batched transactions; an email already present is left untouched.
+        Returns how many were new."""
+        ...
+
+    def claim(
+        self, campaign_id: int, *, worker: str, limit: int, lease_seconds: float, now: float
+    ) -> list[ClaimedMessage]:
+        """Up to ``limit`` queued (or due deferred) messages, in row order, now ``sending`` under
+        ``worker``'s lease until ``now + lease_seconds``. Atomic: no two claims share a message."""
+        ...
+
+    def extend_leases(self, worker: str, message_ids: Sequence[int], lease_until: float) -> None:
+        """Move the lease of ``worker``'s sending messages to ``lease_until``."""
+        ...
+
+    def release(self, worker: str, message_ids: Sequence[int]) -> None:
+        """Claimed but never started: back to ``queued``, no attempt written."""
+        ...
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write outcomes (in order, several per message allowed) in one transaction; if any
+        transition is refused, nothing of the batch is written."""
+        ...
+
+    def recover(
+        self, campaign_id: int, *, now: float, resend: bool, is_alive: Callable[[str], bool]
+    ) -> list[int]:
+        """``sending`` messages whose lease expired or whose worker is gone become ``uncertain``
+        (attempt ``lease-expired``), then ``queued`` again if ``resend``. Returns their ids."""
+        ...
+
+    def stats(self, campaign_id: int) -> CampaignStats:
+        """Counts by state, attempts, throttle replies, messages ever uncertain."""
+        ...
+
+    def next_retry_at(self, campaign_id: int) -> float | None:
+        """The earliest ``retry_at`` among deferred messages."""
+        ...
+
+    def retry(self, campaign_id: int, states: Collection[MessageState]) -> int:
+        """Messages in ``states`` (failed / uncertain / cancelled) back to ``queued`` with their
+        attempt counter reset (history kept). Returns how many."""
+        ...
+
+    def cancel_pending(self, campaign_id: int) -> int:
+        """Queued and deferred messages become ``cancelled``. Returns how many."""
+        ...
+
+    def messages(
+        self,
+        campaign_id: int,
+        *,
+        state: MessageState | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[MessageRecord]:
+        """Messages in row order, optionally only those in ``state``."""
+        ...
+
+    def attempts(self, message_id: int) -> list[AttemptRecord]:
+        """A message's attempts, oldest first."""
+        ...
+
+    def load_route_limits(self, route_key: str) -> dict[str, Any] | None:
+        """The limits learned for a route, if any."""
+        ...
+
+    def save_route_limits(self, route_key: str, limits: dict[str, Any]) -> None:
+        """Remember a route's learned limits (they outlive campaigns)."""
+        ...
+
+    def add_event(
+        self, campaign_id: int | None, kind: str, data: dict[str, Any], *, at: float | None = None
+    ) -> int:
+        """Store an event; returns its id (ids grow, so readers can follow with ``after_id``)."""
+        ...
+
+    def events(
+        self, campaign_id: int | None = None, *, after_id: int = 0, limit: int = 100
+    ) -> list[EventRecord]:
+        """Events after ``after_id``, oldest first; all campaigns when ``campaign_id`` is None."""
+        ...
+
+    def close(self) -> None:
+        """Release the database; the store cannot be used afterwards."""
+        ...

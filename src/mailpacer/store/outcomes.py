@@ -1,0 +1,90 @@
+"""What recording outcomes writes, decided in plain code that every store implementation shares.
+
+:func:`plan` checks a batch of outcomes against the messages' current states (the transition table
+in :mod:`mailpacer.states`) before anything is written; :func:`recovery` turns ``sending`` messages
+whose lease expired or whose worker is gone into the outcomes that make them ``uncertain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from mailpacer.errors import NotFound, StoreError
+from mailpacer.states import MessageState, check_message_transition
+from mailpacer.store.base import LEASE_EXPIRED, RESEND, UNCERTAIN_VERDICTS, Outcome
+
+M = MessageState
+
+
+def plan(
+    current: Mapping[int, tuple[int, MessageState]], outcomes: Sequence[Outcome]
+) -> list[dict[str, Any]]:
+    """One parameter row per outcome, in order, for the attempt insert and the message update.
+
+    ``current`` maps message id → (campaign id, state). Several outcomes for one message are
+    checked one after the other. Raises (and so writes nothing) on the first refused outcome.
+    """
+    states = dict(current)
+    rows: list[dict[str, Any]] = []
+    for o in outcomes:
+        if o.message_id not in states:
+            raise NotFound(f"no message {o.message_id}")
+        campaign_id, old = states[o.message_id]
+        check_message_transition(old, o.state)
+        if o.state is M.SENDING:
+            raise StoreError(f"message {o.message_id}: only claim() may set 'sending'")
+        if o.state is M.DEFERRED and o.retry_at is None:
+            raise StoreError(f"message {o.message_id}: a deferred outcome needs retry_at")
+        states[o.message_id] = (campaign_id, o.state)
+        uncertain = o.verdict in UNCERTAIN_VERDICTS or o.state is M.UNCERTAIN
+        rows.append(
+            {
+                "id": o.message_id,
+                "campaign_id": campaign_id,
+                "old": old.value,
+                "state": o.state.value,
+                "verdict": str(o.verdict),
+                "code": o.code,
+                "enhanced": o.enhanced,
+                "text": o.text,
+                "at": o.at,
+                "retry_at": o.retry_at if o.state is M.DEFERRED else None,
+                "counted": int(o.count_attempt),
+                "uncertain": int(uncertain),
+            }
+        )
+    return rows
+
+
+def recovery(
+    sending: Iterable[tuple[int, str, float]],
+    *,
+    now: float,
+    resend: bool,
+    is_alive: Callable[[str], bool],
+) -> list[Outcome]:
+    """Outcomes for ``(id, worker, lease_until)`` rows whose lease expired or worker is gone.
+
+    Each becomes ``uncertain`` (a counted ``lease-expired`` attempt: it may have been sent), then,
+    under the resend policy, ``queued`` again (not counted). ``is_alive`` is asked once per worker.
+    """
+    alive: dict[str, bool] = {}
+    outcomes: list[Outcome] = []
+    for message_id, worker, lease_until in sending:
+        if lease_until < now:
+            why = f"the lease of {worker} expired"
+        else:
+            if worker not in alive:
+                alive[worker] = is_alive(worker)
+            if alive[worker]:
+                continue
+            why = f"worker {worker} is gone"
+        text = f"{why} while sending; the message may or may not have been delivered"
+        outcomes.append(Outcome(message_id, M.UNCERTAIN, LEASE_EXPIRED, None, None, text, now))
+        if resend:
+            again = "queued again to resend with the same Message-ID"
+            outcomes.append(
+                Outcome(message_id, M.QUEUED, RESEND, None, None, again, now, count_attempt=False)
+            )
+    return outcomes

@@ -1,0 +1,75 @@
+-- 0001: campaigns, messages, attempts, routes (learned limits) and events.
+-- Times are seconds since the epoch (time.time()); JSON columns hold objects.
+
+CREATE TABLE campaigns (
+    id          INTEGER PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'queued'
+                CHECK (state IN ('queued', 'running', 'paused', 'waiting', 'done', 'cancelled')),
+    reason      TEXT,
+    route_key   TEXT NOT NULL,
+    options     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(options)),
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+
+CREATE TABLE messages (
+    id                INTEGER PRIMARY KEY,
+    campaign_id       INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    row               INTEGER NOT NULL,
+    email             TEXT NOT NULL,
+    variables         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(variables)),
+    state             TEXT NOT NULL DEFAULT 'queued'
+                      CHECK (state IN ('queued', 'sending', 'sent', 'deferred', 'failed',
+                                       'uncertain', 'cancelled')),
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at  REAL,
+    retry_at          REAL,
+    worker            TEXT,
+    lease_until       REAL,
+    last_verdict      TEXT,
+    last_code         INTEGER,
+    last_enhanced     TEXT,
+    last_text         TEXT,
+    ever_uncertain    INTEGER NOT NULL DEFAULT 0,
+    updated_at        REAL NOT NULL,
+    UNIQUE (campaign_id, email),
+    CHECK (state != 'deferred' OR retry_at IS NOT NULL),
+    CHECK (state != 'sending' OR (worker IS NOT NULL AND lease_until IS NOT NULL))
+);
+
+-- claims (queued, by row), due deferred messages, counts per state
+CREATE INDEX messages_by_state ON messages (campaign_id, state, row);
+CREATE INDEX messages_by_retry ON messages (campaign_id, state, retry_at);
+CREATE INDEX messages_uncertain ON messages (campaign_id) WHERE ever_uncertain = 1;
+
+CREATE TABLE attempts (
+    id           INTEGER PRIMARY KEY,
+    message_id   INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    campaign_id  INTEGER NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    at           REAL NOT NULL,
+    verdict      TEXT NOT NULL,
+    code         INTEGER,
+    enhanced     TEXT,
+    text         TEXT NOT NULL
+);
+
+CREATE INDEX attempts_by_message ON attempts (message_id, id);
+CREATE INDEX attempts_by_campaign ON attempts (campaign_id, verdict);
+
+CREATE TABLE routes (
+    key         TEXT PRIMARY KEY,
+    limits      TEXT NOT NULL CHECK (json_valid(limits)),
+    updated_at  REAL NOT NULL
+);
+
+CREATE TABLE events (
+    id           INTEGER PRIMARY KEY,
+    campaign_id  INTEGER REFERENCES campaigns (id) ON DELETE CASCADE,
+    at           REAL NOT NULL,
+    kind         TEXT NOT NULL,
+    data         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data))
+);
+
+CREATE INDEX events_by_campaign ON events (campaign_id, id);

@@ -1,0 +1,156 @@
+-- Named queries of the SQLite store. Each block starts with "-- name: <name>"; parameters are
+-- named (:param). Lists of ids or states are passed as one JSON array and read with json_each.
+-- State literals below are the sources and targets that SqliteStore checks against the
+-- transition table (mailpacer.states) before it runs the query.
+
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+);
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM schema_version;
+
+-- name: record_migration
+INSERT INTO schema_version (version, name, applied_at) VALUES (:version, :name, :at);
+
+-- name: insert_campaign
+INSERT INTO campaigns (key, name, state, route_key, options, created_at, updated_at)
+VALUES (:key, :name, 'queued', :route_key, :options, :now, :now)
+ON CONFLICT (key) DO NOTHING;
+
+-- name: campaign_by_id
+SELECT id, key, name, state, reason, route_key, options, created_at, updated_at
+FROM campaigns WHERE id = :id;
+
+-- name: campaign_by_key
+SELECT id, key, name, state, reason, route_key, options, created_at, updated_at
+FROM campaigns WHERE key = :key;
+
+-- name: list_campaigns
+SELECT id, key, name, state, reason, route_key, options, created_at, updated_at
+FROM campaigns ORDER BY id;
+
+-- name: update_campaign_state
+UPDATE campaigns SET state = :state, reason = :reason, updated_at = :now
+WHERE id = :id AND state = :old;
+
+-- name: insert_message
+INSERT INTO messages (campaign_id, row, email, variables, updated_at)
+VALUES (:campaign_id, :row, :email, :variables, :now)
+ON CONFLICT (campaign_id, email) DO NOTHING;
+
+-- name: claim_messages
+-- queued ones, and deferred ones that are due, in row order; the best `limit` of each kind are
+-- picked by index before they are merged, so a claim costs the same on a million messages.
+UPDATE messages
+SET state = 'sending', worker = :worker, lease_until = :lease_until, updated_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, row FROM (
+            SELECT id, row FROM messages
+            WHERE campaign_id = :campaign_id AND state = 'queued'
+            ORDER BY row LIMIT :limit
+        )
+        UNION ALL
+        SELECT id, row FROM (
+            SELECT id, row FROM messages
+            WHERE campaign_id = :campaign_id AND state = 'deferred' AND retry_at <= :now
+            ORDER BY row LIMIT :limit
+        )
+        ORDER BY row LIMIT :limit
+    )
+)
+RETURNING id, campaign_id, row, email, variables, attempts, first_attempt_at, lease_until;
+
+-- name: extend_leases
+UPDATE messages SET lease_until = :lease_until
+WHERE worker = :worker AND state = 'sending' AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: release_messages
+UPDATE messages SET state = 'queued', worker = NULL, lease_until = NULL, updated_at = :now
+WHERE worker = :worker AND state = 'sending' AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: message_states
+SELECT id, campaign_id, state FROM messages WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: insert_attempt
+INSERT INTO attempts (message_id, campaign_id, at, verdict, code, enhanced, text)
+VALUES (:id, :campaign_id, :at, :verdict, :code, :enhanced, :text);
+
+-- name: apply_outcome
+UPDATE messages SET
+    state = :state,
+    attempts = attempts + :counted,
+    first_attempt_at = CASE
+        WHEN :counted AND first_attempt_at IS NULL THEN :at ELSE first_attempt_at END,
+    retry_at = :retry_at,
+    worker = NULL,
+    lease_until = NULL,
+    last_verdict = :verdict,
+    last_code = :code,
+    last_enhanced = :enhanced,
+    last_text = :text,
+    ever_uncertain = max(ever_uncertain, :uncertain),
+    updated_at = :at
+WHERE id = :id AND state = :old;
+
+-- name: sending_messages
+SELECT id, worker, lease_until FROM messages WHERE campaign_id = :campaign_id AND state = 'sending';
+
+-- name: retry_messages
+UPDATE messages
+SET state = 'queued', attempts = 0, first_attempt_at = NULL, retry_at = NULL, updated_at = :now
+WHERE campaign_id = :campaign_id AND state IN (SELECT value FROM json_each(:states));
+
+-- name: cancel_pending
+UPDATE messages SET state = 'cancelled', retry_at = NULL, updated_at = :now
+WHERE campaign_id = :campaign_id AND state IN ('queued', 'deferred');
+
+-- name: state_counts
+SELECT state, count(*) FROM messages WHERE campaign_id = :campaign_id GROUP BY state;
+
+-- name: attempt_counts
+SELECT count(*), count(*) FILTER (WHERE verdict GLOB 'throttle*' OR verdict = 'quota')
+FROM attempts WHERE campaign_id = :campaign_id;
+
+-- name: uncertain_ever
+SELECT count(*) FROM messages WHERE campaign_id = :campaign_id AND ever_uncertain = 1;
+
+-- name: next_retry_at
+SELECT min(retry_at) FROM messages WHERE campaign_id = :campaign_id AND state = 'deferred';
+
+-- name: list_messages
+SELECT id, campaign_id, row, email, variables, state, attempts, retry_at, last_verdict,
+       last_code, last_text, updated_at, ever_uncertain
+FROM messages WHERE campaign_id = :campaign_id
+ORDER BY row, id LIMIT :limit OFFSET :offset;
+
+-- name: list_messages_in_state
+SELECT id, campaign_id, row, email, variables, state, attempts, retry_at, last_verdict,
+       last_code, last_text, updated_at, ever_uncertain
+FROM messages WHERE campaign_id = :campaign_id AND state = :state
+ORDER BY row, id LIMIT :limit OFFSET :offset;
+
+-- name: message_attempts
+SELECT id, message_id, at, verdict, code, enhanced, text
+FROM attempts WHERE message_id = :message_id ORDER BY id;
+
+-- name: load_route_limits
+SELECT limits FROM routes WHERE key = :key;
+
+-- name: save_route_limits
+INSERT INTO routes (key, limits, updated_at) VALUES (:key, :limits, :now)
+ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at;
+
+-- name: insert_event
+INSERT INTO events (campaign_id, at, kind, data) VALUES (:campaign_id, :at, :kind, :data);
+
+-- name: all_events
+SELECT id, campaign_id, at, kind, data FROM events WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: campaign_events
+SELECT id, campaign_id, at, kind, data FROM events
+WHERE campaign_id = :campaign_id AND id > :after_id ORDER BY id LIMIT :limit;
