@@ -85,13 +85,14 @@ class Sandbox:
         """That CA certificate as PEM text."""
         return self.certificate.ca_pem if self.certificate else None
 
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait (sync) until no admitted connection is open; False if ``timeout`` passed first."""
+    def wait_idle(self, timeout: float = 5.0, *, at_most: int = 0) -> bool:
+        """Wait (sync) until at most ``at_most`` admitted connections are open; False if
+        ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
-        while self.counters.open_connections:
+        while self.counters.open_connections > at_most:
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.01)
+            time.sleep(0.005)
         return True
 
     def __repr__(self) -> str:

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 from mailpacer.errors import NotFound, UsageError
 
-CAPACITY_FORMULA = (
-    "capacity = min(max_connections / t, rate_per_minute / 60) messages/s, where "
-    "t = 3*command + after_data [+ (greeting + command*(2 [+3 with STARTTLS+AUTH])) / "
-    "messages_per_connection]"
-)
+CAPACITY_FORMULA = """\
+capacity: messages/s a perfect client can reach (one recipient per message, no RSET)
+  t = 3*command + after_DATA  [+ (greeting + command*(EHLO + QUIT [+ STARTTLS + EHLO + AUTH]))
+                                 / messages_per_connection]
+  capacity = min(max_connections / t, rate_per_minute / 60)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +130,15 @@ class Profile:
         by_rate = math.inf if self.rate_per_minute is None else self.rate_per_minute / 60.0
         return min(by_latency, by_rate)
 
+    def reply(self, template: str, *, ip: str = "127.0.0.1", rcpt: str = "", wait: int = 0) -> str:
+        """One of the reply templates with its placeholders filled in."""
+        return template.format(host=self.hostname, ip=ip, rcpt=rcpt, seconds=wait)
+
     def behaviours(self) -> list[str]:
         """The switched-on behaviours, one short line each (for ``--list-profiles``)."""
         out: list[str] = []
+        rcpt = f"{self.unknown_user_prefix or 'user'}1@example.com"
+        wait = math.ceil(self.greylist_seconds or 0)
         if self.greeting_latency or self.command_latency or self.data_latency:
             out.append(
                 f"latency: greeting {_ms(self.greeting_latency)}, command "
@@ -141,22 +147,22 @@ class Profile:
         if self.max_connections is not None:
             out.append(
                 f"{self.max_connections} concurrent connections per IP, then greeting: "
-                f"{self.connection_reply}"
+                f"{self.reply(self.connection_reply)}"
             )
         if self.max_messages_per_connection is not None:
             out.append(
                 f"{self.max_messages_per_connection} messages per connection, then MAIL: "
-                f"{self.per_connection_reply}"
+                f"{self.reply(self.per_connection_reply)}"
             )
         if self.rate_per_minute is not None:
             out.append(
                 f"{self.rate_per_minute:g} messages/minute per IP (burst "
-                f"{self.rate_burst}), then MAIL: {self.rate_reply}"
+                f"{self.rate_burst}), then MAIL: {self.reply(self.rate_reply)}"
             )
         if self.fault_probability:
             out.append(
                 f"faults p={self.fault_probability:g} after DATA (seed {self.seed}): "
-                f"{self.fault_reply}"
+                f"{self.reply(self.fault_reply)}"
             )
         if self.drop_probability:
             out.append(
@@ -166,15 +172,16 @@ class Profile:
         if self.greylist_seconds is not None:
             out.append(
                 f"greylisting {self.greylist_seconds:g} s per (IP, recipient): "
-                f"{self.greylist_reply}"
+                f"{self.reply(self.greylist_reply, rcpt=rcpt, wait=wait)}"
             )
         if self.quota is not None:
             out.append(
                 f"quota {self.quota} messages per {self.quota_window_seconds:g} s, then "
-                f"MAIL: {self.quota_reply}"
+                f"MAIL: {self.reply(self.quota_reply)}"
             )
         if self.unknown_user_prefix is not None:
-            out.append(f"recipients {self.unknown_user_prefix}*@...: {self.unknown_user_reply}")
+            unknown = self.reply(self.unknown_user_reply, rcpt=rcpt)
+            out.append(f"recipients {self.unknown_user_prefix}*: {unknown}")
         if self.auth_tls:
             out.append(
                 "STARTTLS (self-signed) then AUTH PLAIN/LOGIN required; before STARTTLS: "

@@ -177,7 +177,7 @@ class SandboxSMTP(SMTP):
     async def _handle_client(self) -> None:
         profile = self.state.profile
         if not self.admitted:
-            reply = profile.connection_reply.format(host=profile.hostname, ip=self.ip)
+            reply = profile.reply(profile.connection_reply, ip=self.ip)
             await self.push(reply)
             self.close_now()
             return
@@ -255,14 +255,14 @@ class SandboxHandler:
         profile = state.profile
         cap = profile.max_messages_per_connection
         if cap is not None and server.accepted >= cap:
-            await server.push(profile.per_connection_reply.format(host=profile.hostname))
+            await server.push(profile.reply(profile.per_connection_reply, ip=server.ip))
             server.close_now()
             return SILENT
         now = state.clock()
         if state.quota is not None and state.quota.exhausted(now):
-            return profile.quota_reply
+            return profile.reply(profile.quota_reply, ip=server.ip)
         if state.rate is not None and not state.rate.allow(server.ip, now):
-            return profile.rate_reply.format(ip=server.ip, host=profile.hostname)
+            return profile.reply(profile.rate_reply, ip=server.ip)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -278,12 +278,12 @@ class SandboxHandler:
         profile = self.state.profile
         prefix = profile.unknown_user_prefix
         if prefix is not None and address.lower().startswith(prefix):
-            return profile.unknown_user_reply.format(rcpt=address)
+            return profile.reply(profile.unknown_user_reply, ip=server.ip, rcpt=address)
         greylist = self.state.greylist
         if greylist is not None:
             wait = greylist.wait(server.ip, address, self.state.clock())
             if wait is not None:
-                return profile.greylist_reply.format(rcpt=address, seconds=wait)
+                return profile.reply(profile.greylist_reply, ip=server.ip, rcpt=address, wait=wait)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
@@ -294,11 +294,11 @@ class SandboxHandler:
         if profile.data_latency > 0:
             await asyncio.sleep(profile.data_latency)
         if profile.fault_probability and state.faults.random() < profile.fault_probability:
-            return profile.fault_reply
+            return profile.reply(profile.fault_reply, ip=server.ip)
         now = state.clock()
         if state.quota is not None:
             if state.quota.exhausted(now):
-                return profile.quota_reply
+                return profile.reply(profile.quota_reply, ip=server.ip)
             state.quota.count(now)
         drop = bool(profile.drop_probability) and state.drops.random() < profile.drop_probability
         data: bytes = envelope.original_content or b""
