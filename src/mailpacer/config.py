@@ -175,7 +175,7 @@ def find_config(
         if not path.is_file():
             raise ConfigError(f"{CONFIG_ENV}={env[CONFIG_ENV]}: no such file", key=CONFIG_ENV)
         return path
-    path = (cwd or Path.cwd()) / DEFAULT_NAME
+    path = cwd / DEFAULT_NAME if cwd else Path(DEFAULT_NAME)
     return path if path.is_file() else None
 
 

@@ -39,6 +39,14 @@ def describe_limits(limits: Limits | None) -> str:
     return " · ".join(parts) or "none (learned while sending)"
 
 
+def _span(seconds: float) -> str:
+    """``259200`` → ``3d``, ``90`` → ``90s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def password_reference(rc: RouteConfig, env: Mapping[str, str]) -> str:
     """Where the route's password comes from and whether it is there — never the password."""
     from mailpacer.presets import get_preset
@@ -91,8 +99,8 @@ def check_command(path: Path | None) -> None:
     )
     r = d.retry
     echo(
-        f"  retry: max_attempts={r.max_attempts} max_age={r.max_age_seconds:g}s "
-        f"base={r.base_seconds:g}s cap={r.cap_seconds:g}s"
+        f"  retry: max_attempts={r.max_attempts} max_age={_span(r.max_age_seconds)} "
+        f"base={_span(r.base_seconds)} cap={_span(r.cap_seconds)}"
     )
     problems: list[str] = []
     default = file.default_route()
