@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailpacer.classify import Phase, Reply, Verdict, classify, rules_with
 from mailpacer.config import ConfigFile, find_config, parse_config, parse_duration, parse_rate
@@ -417,3 +420,31 @@ def test_unknown_flag_key_is_a_programming_error() -> None:
     """resolve() refuses flag keys it does not know (a typo in the caller)."""
     with pytest.raises(TypeError, match="max_conections"):
         resolve({"max_conections": 3}, {}, None)
+
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)
+
+
+@given(
+    tables=st.dictionaries(
+        _NAMES, st.dictionaries(_NAMES, st.integers(), min_size=1, max_size=4), max_size=4
+    ),
+    blanks=st.integers(min_value=0, max_value=2),
+)
+def test_key_lines_point_at_the_key_in_any_file(
+    tables: dict[str, dict[str, int]], blanks: int
+) -> None:
+    """For any generated file, every key's line is the line that assigns it."""
+    out: list[str] = []
+    for table, keys in tables.items():
+        out += ["# a comment", f"[routes.{table}]"]
+        for key, value in keys.items():
+            out += [""] * blanks + [f"{key} = {value}  # {key} = 0"]
+    text = "\n".join(out) + "\n"
+    assert tomllib.loads(text) == ({"routes": tables} if tables else {})
+    lines = KeyLines(text).lines
+    source = text.splitlines()
+    for table, keys in tables.items():
+        assert source[lines[("routes", table)] - 1] == f"[routes.{table}]"
+        for key in keys:
+            assert source[lines[("routes", table, key)] - 1].startswith(f"{key} = ")
