@@ -268,6 +268,7 @@ def test_file_values_apply_when_nothing_overrides() -> None:
     assert (settings.ceilings.connections, settings.ceilings.rate_per_minute) == (3, 20.0)
     assert settings.origins["max_connections"] == "preset office365"
     assert settings.origins["max_rate"] == "file /etc/mailpacer.toml:16"
+    assert "office-secret" not in repr(settings)
 
 
 def test_env_beats_file_and_flags_beat_env() -> None:
