@@ -1,0 +1,547 @@
+"""The store contract: every implementation (SQLite now; PostgreSQL later joins the ``backend``
+fixture) behaves the same. Real database files in ``tmp_path``, never mocks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailpacer.errors import InvalidTransition, NotFound, StoreError
+from mailpacer.states import CampaignState, MessageState
+from mailpacer.store import (
+    CampaignRecord,
+    ClaimedMessage,
+    NewMessage,
+    Outcome,
+    SqliteStore,
+    Store,
+    open_store,
+)
+
+M = MessageState
+C = CampaignState
+NOW = 1_000_000.0
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+class Backend:
+    """Opens stores on one database; ``open()`` again is a reopen (another process, a restart)."""
+
+    def __init__(self, name: str, tmp_path: Path) -> None:
+        self.name = name
+        self.path = tmp_path / "data" / "mailpacer.db"
+        self.opened: list[Store] = []
+
+    def open(self) -> Store:
+        store = open_store(self.path)
+        self.opened.append(store)
+        return store
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """One database per test, for each store implementation."""
+    made = Backend(request.param, tmp_path)
+    yield made
+    for store in made.opened:
+        store.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> Store:
+    """A fresh, empty store."""
+    return backend.open()
+
+
+def campaign(store: Store, key: str = "c1", messages: int = 0) -> CampaignRecord:
+    """A campaign with ``messages`` recipients u1@example.org … in rows 1..n."""
+    record, _ = store.get_or_create_campaign(
+        key, name=f"campaign {key}", route_key="smtp://127.0.0.1:2525", options={"from": "a@b.c"}
+    )
+    store.add_messages(record.id, recipients(messages))
+    return record
+
+
+def recipients(n: int, start: int = 1) -> Iterator[NewMessage]:
+    """Recipients ``u{row}@example.org`` with one variable each."""
+    for row in range(start, start + n):
+        yield NewMessage(row, f"u{row}@example.org", {"name": f"User {row}", "row": str(row)})
+
+
+def claim(store: Store, cid: int, limit: int = 100, worker: str = "w1", now: float = NOW) -> Any:
+    """Claim with a 60 s lease."""
+    return store.claim(cid, worker=worker, limit=limit, lease_seconds=60.0, now=now)
+
+
+def out(
+    message: ClaimedMessage | int, state: MessageState, verdict: str = "accepted", **kw: Any
+) -> Outcome:
+    """An outcome with a plausible reply."""
+    mid = message if isinstance(message, int) else message.id
+    fields: dict[str, Any] = {
+        "code": 250,
+        "enhanced": "2.0.0",
+        "text": "2.0.0 Ok: queued",
+        "at": NOW,
+    }
+    fields.update(kw)
+    return Outcome(mid, state, verdict, **fields)
+
+
+def states(store: Store, cid: int) -> dict[int, MessageState]:
+    """Message id → state."""
+    return {m.id: m.state for m in store.messages(cid, limit=10_000)}
+
+
+# -- campaigns ------------------------------------------------------------------------------
+
+
+def test_same_key_continues_the_campaign(store: Store) -> None:
+    """A second get_or_create with the same key returns the existing campaign, not a new one."""
+    first, created = store.get_or_create_campaign(
+        "k", name="Spring", route_key="r", options={"max_rate": 60, "名": "值"}
+    )
+    again, created_again = store.get_or_create_campaign(
+        "k", name="other", route_key="other", options={}
+    )
+    assert created and not created_again
+    assert again == first
+    assert (first.state, first.reason, first.options) == (
+        C.QUEUED,
+        None,
+        {"max_rate": 60, "名": "值"},
+    )
+    assert store.list_campaigns() == [first]
+
+
+def test_campaign_found_by_id_key_or_digits(store: Store) -> None:
+    """get_campaign takes an id, a key, or an id written as text; anything else is NotFound."""
+    record = campaign(store, "spring-2025")
+    assert store.get_campaign(record.id) == record
+    assert store.get_campaign("spring-2025") == record
+    assert store.get_campaign(str(record.id)) == record
+    with pytest.raises(NotFound, match="nope"):
+        store.get_campaign("nope")
+    with pytest.raises(NotFound):
+        store.get_campaign(999)
+
+
+def test_campaign_transitions_are_checked(store: Store) -> None:
+    """Allowed changes are written with the reason; a refused one raises and changes nothing."""
+    record = campaign(store)
+    running = store.set_campaign_state(record.id, C.RUNNING)
+    assert running.state is C.RUNNING and running.updated_at >= record.updated_at
+    waiting = store.set_campaign_state(record.id, C.WAITING, "quota used up")
+    assert (waiting.state, waiting.reason) == (C.WAITING, "quota used up")
+    store.set_campaign_state(record.id, C.RUNNING)
+    store.set_campaign_state(record.id, C.DONE)
+    with pytest.raises(InvalidTransition, match="'done' to 'waiting'"):
+        store.set_campaign_state(record.id, C.WAITING, "never")
+    assert store.get_campaign(record.id).state is C.DONE
+
+
+def test_same_campaign_state_again_only_updates_the_reason(store: Store) -> None:
+    """Setting the current state again is no error; it only replaces the reason."""
+    record = campaign(store)
+    store.set_campaign_state(record.id, C.PAUSED, "paused by user")
+    again = store.set_campaign_state(record.id, C.PAUSED, "route failed: 535 auth")
+    assert (again.state, again.reason) == (C.PAUSED, "route failed: 535 auth")
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def test_add_messages_is_idempotent_per_email(store: Store) -> None:
+    """Re-adding the same recipients inserts only new emails and leaves existing rows untouched."""
+    record = campaign(store)
+    assert store.add_messages(record.id, recipients(10), batch_size=3) == 10
+    changed = [NewMessage(1, "u1@example.org", {"name": "changed"})]
+    assert store.add_messages(record.id, [*changed, *recipients(5, start=9)], batch_size=4) == 3
+    listed = store.messages(record.id, limit=100)
+    assert [m.row for m in listed] == list(range(1, 14))
+    assert listed[0].variables == {"name": "User 1", "row": "1"}
+    assert all(m.state is M.QUEUED and m.attempts == 0 for m in listed)
+
+
+def test_add_messages_streams_in_batches(store: Store) -> None:
+    """A generator is consumed batch by batch: earlier batches are committed before it ends."""
+    record = campaign(store)
+    seen_committed: list[int] = []
+
+    def feed() -> Iterator[NewMessage]:
+        for message in recipients(25):
+            if message.row == 21:
+                seen_committed.append(store.stats(record.id).total)
+            yield message
+
+    assert store.add_messages(record.id, feed(), batch_size=10) == 25
+    assert seen_committed == [20]
+
+
+def test_add_messages_to_a_missing_campaign(store: Store) -> None:
+    """Adding to a campaign that does not exist is NotFound, not a database error."""
+    with pytest.raises(NotFound):
+        store.add_messages(42, recipients(1))
+
+
+def test_messages_listing_filters_and_pages(store: Store) -> None:
+    """messages() is in row order, filtered by state, with limit and offset."""
+    record = campaign(store, messages=6)
+    claimed = claim(store, record.id, limit=2)
+    store.record([out(claimed[0], M.SENT), out(claimed[1], M.FAILED, "recipient-rejected")])
+    assert [m.row for m in store.messages(record.id, limit=2, offset=1)] == [2, 3]
+    assert [m.row for m in store.messages(record.id, state=M.QUEUED)] == [3, 4, 5, 6]
+    assert [m.row for m in store.messages(record.id, state=M.FAILED)] == [2]
+    assert store.messages(record.id, state=M.DEFERRED) == []
+
+
+# -- claims and leases ----------------------------------------------------------------------
+
+
+def test_claim_takes_queued_messages_in_row_order_under_a_lease(store: Store) -> None:
+    """Claimed messages carry their variables and lease, and are not claimed twice."""
+    record = campaign(store)
+    store.add_messages(record.id, [NewMessage(r, f"r{r}@x.org", {}) for r in (5, 3, 9, 1)])
+    first = claim(store, record.id, limit=3)
+    assert [m.row for m in first] == [1, 3, 5]
+    assert all(m.lease_until == NOW + 60.0 and m.attempts == 0 for m in first)
+    assert first[0].first_attempt_at is None and first[0].campaign_id == record.id
+    rest = claim(store, record.id, limit=3, worker="w2")
+    assert [m.row for m in rest] == [9]
+    assert claim(store, record.id) == []
+    assert store.stats(record.id).counts[M.SENDING] == 4
+    assert claim(store, record.id, limit=0) == []
+
+
+def test_two_workers_never_claim_the_same_message(backend: Backend) -> None:
+    """Two connections claiming concurrently from threads share out every message exactly once."""
+    setup = backend.open()
+    record = campaign(setup, messages=600)
+    stores = [backend.open(), backend.open()]
+    got: list[list[int]] = [[], []]
+    start = threading.Barrier(2)
+
+    def work(i: int) -> None:
+        start.wait()
+        for _ in range(200):  # bounded
+            batch = claim(stores[i], record.id, limit=7, worker=f"w{i}")
+            if not batch:
+                return
+            got[i].extend(m.id for m in batch)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not set(got[0]) & set(got[1])
+    assert sorted(got[0] + got[1]) == sorted(states(setup, record.id))
+    assert got[0] and got[1]
+
+
+def test_deferred_messages_are_claimed_only_when_due(store: Store) -> None:
+    """A deferred message comes back (with its attempt count) once retry_at has passed."""
+    record = campaign(store, messages=2)
+    first = claim(store, record.id)
+    store.record(
+        [
+            out(first[0], M.DEFERRED, "transient", code=451, text="try later", retry_at=NOW + 30),
+            out(first[1], M.DEFERRED, "greylist", code=451, text="greylisted", retry_at=NOW + 90),
+        ]
+    )
+    assert store.next_retry_at(record.id) == NOW + 30
+    assert claim(store, record.id, now=NOW + 29.9) == []
+    due = claim(store, record.id, now=NOW + 30)
+    assert [(m.row, m.attempts, m.first_attempt_at) for m in due] == [(1, 1, NOW)]
+    assert store.next_retry_at(record.id) == NOW + 90
+    assert [m.row for m in claim(store, record.id, now=NOW + 500)] == [2]
+    assert store.next_retry_at(record.id) is None
+
+
+def test_release_requeues_without_an_attempt(store: Store) -> None:
+    """Released messages are queued again, no attempt written; another worker's are untouched."""
+    record = campaign(store, messages=4)
+    mine = claim(store, record.id, limit=2, worker="w1")
+    theirs = claim(store, record.id, limit=2, worker="w2")
+    store.release("w1", [m.id for m in mine + theirs])
+    now = states(store, record.id)
+    assert [now[m.id] for m in mine] == [M.QUEUED, M.QUEUED]
+    assert [now[m.id] for m in theirs] == [M.SENDING, M.SENDING]
+    assert store.stats(record.id).attempts == 0
+    assert store.attempts(mine[0].id) == []
+
+
+def test_extended_leases_survive_recovery(store: Store) -> None:
+    """A worker that extends its leases keeps its messages; a worker that does not loses them."""
+    record = campaign(store, messages=4)
+    kept = claim(store, record.id, limit=2, worker="w1")
+    lost = claim(store, record.id, limit=2, worker="w2")
+    store.extend_leases("w1", [m.id for m in kept], NOW + 600)
+    store.extend_leases("w1", [m.id for m in lost], NOW + 600)  # not w1's: ignored
+    recovered = store.recover(record.id, now=NOW + 120, resend=False, is_alive=lambda w: True)
+    assert recovered == sorted(m.id for m in lost)
+    assert {states(store, record.id)[m.id] for m in kept} == {M.SENDING}
+
+
+# -- outcomes -------------------------------------------------------------------------------
+
+
+def test_every_outcome_from_sending(store: Store) -> None:
+    """sent / failed / deferred / uncertain count an attempt; a throttle requeue does not."""
+    record = campaign(store, messages=5)
+    c = claim(store, record.id)
+    store.record(
+        [
+            out(c[0], M.SENT),
+            out(c[1], M.FAILED, "recipient-rejected", code=550, enhanced="5.1.1", text="no user"),
+            out(c[2], M.DEFERRED, "transient", code=421, enhanced="4.4.2", text="timeout",
+                retry_at=NOW + 60),
+            out(c[3], M.UNCERTAIN, "ambiguous", code=None, enhanced=None, text="no reply after ."),
+            out(c[4], M.QUEUED, "throttle-rate", code=450, enhanced="4.7.1", text="slow down",
+                count_attempt=False),
+        ]
+    )  # fmt: skip
+    by_id = {m.id: m for m in store.messages(record.id)}
+    got = [(by_id[m.id].state, by_id[m.id].attempts) for m in c]
+    assert got == [(M.SENT, 1), (M.FAILED, 1), (M.DEFERRED, 1), (M.UNCERTAIN, 1), (M.QUEUED, 0)]
+    failed = by_id[c[1].id]
+    assert (failed.last_verdict, failed.last_code, failed.last_text) == (
+        "recipient-rejected",
+        550,
+        "no user",
+    )
+    assert by_id[c[2].id].retry_at == NOW + 60 and by_id[c[0].id].retry_at is None
+    assert [m.ever_uncertain for m in by_id.values()] == [False, False, False, True, False]
+    again = claim(store, record.id, now=NOW + 1)
+    assert [(m.id, m.first_attempt_at) for m in again] == [(c[4].id, None)]
+
+
+def test_attempt_history_keeps_every_reply(store: Store) -> None:
+    """Each outcome writes one attempt row with verdict, codes and the full reply text."""
+    record = campaign(store, messages=1)
+    long_reply = "4.7.0 Try again later, closing connection.\n" * 20 + "送信制限 (quota)"
+    (m,) = claim(store, record.id)
+    store.record([out(m, M.QUEUED, "throttle-connections", code=421, enhanced="4.7.0",
+                      text=long_reply, count_attempt=False)])  # fmt: skip
+    (m,) = claim(store, record.id, now=NOW + 1)
+    store.record([out(m, M.DEFERRED, "greylist", code=451, enhanced="4.7.1", text="greylisted",
+                      at=NOW + 2, retry_at=NOW + 300)])  # fmt: skip
+    (m,) = claim(store, record.id, now=NOW + 400)
+    store.record([out(m, M.SENT, at=NOW + 401)])
+    history = store.attempts(m.id)
+    assert [(a.verdict, a.code, a.enhanced) for a in history] == [
+        ("throttle-connections", 421, "4.7.0"),
+        ("greylist", 451, "4.7.1"),
+        ("accepted", 250, "2.0.0"),
+    ]
+    assert history[0].text == long_reply
+    assert [a.at for a in history] == [NOW, NOW + 2, NOW + 401]
+    assert m.attempts == 1 and m.first_attempt_at == NOW + 2
+
+
+def test_several_outcomes_for_one_message_apply_in_order(store: Store) -> None:
+    """uncertain then queued (resend) in one batch: both checked in sequence, both recorded."""
+    record = campaign(store, messages=1)
+    (m,) = claim(store, record.id)
+    store.record(
+        [
+            out(m, M.UNCERTAIN, "ambiguous", code=None, text="connection lost after ."),
+            out(m, M.QUEUED, "resend", code=None, text="resent", count_attempt=False),
+        ]
+    )
+    (listed,) = store.messages(record.id)
+    assert (listed.state, listed.attempts, listed.ever_uncertain) == (M.QUEUED, 1, True)
+    assert [a.verdict for a in store.attempts(m.id)] == ["ambiguous", "resend"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (lambda c: out(c[2].id, M.SENT), InvalidTransition),  # sent → sent
+        (lambda c: out(c[1].id, M.CANCELLED), InvalidTransition),  # sending → cancelled
+        (lambda c: out(c[1].id, M.DEFERRED, "transient", retry_at=None), StoreError),
+        (lambda c: out(c[1].id, M.SENDING), StoreError),
+        (lambda c: out(999_999, M.SENT), NotFound),
+    ],
+    ids=["sent-again", "sending-to-cancelled", "deferred-without-time", "to-sending", "unknown"],
+)
+def test_a_refused_outcome_rolls_back_the_whole_batch(
+    store: Store, bad: Callable[[list[ClaimedMessage]], Outcome], error: type[Exception]
+) -> None:
+    """One refused outcome raises and nothing of its batch is written (states, attempts)."""
+    record = campaign(store, messages=3)
+    c = claim(store, record.id)
+    store.record([out(c[2], M.SENT)])
+    before = (states(store, record.id), store.stats(record.id))
+    with pytest.raises(error):
+        store.record([out(c[0], M.SENT), out(c[1], M.FAILED, "message-rejected"), bad(c)])
+    assert (states(store, record.id), store.stats(record.id)) == before
+    assert store.attempts(c[0].id) == []
+
+
+# -- stats, recovery, retry, cancel ----------------------------------------------------------
+
+
+def test_stats_count_states_attempts_throttles_and_uncertain(store: Store) -> None:
+    """Every state is present; throttles are throttle-*/quota attempt rows; uncertain is ever."""
+    record = campaign(store, messages=6)
+    empty = store.stats(record.id)
+    assert empty.counts == {**dict.fromkeys(M, 0), M.QUEUED: 6} and empty.total == 6
+    c = claim(store, record.id, limit=4)
+    store.record(
+        [
+            out(c[0], M.QUEUED, "throttle-connections", code=421, count_attempt=False),
+            out(c[1], M.QUEUED, "quota", code=550, enhanced="5.4.5", count_attempt=False),
+            out(c[2], M.UNCERTAIN, "ambiguous", code=None),
+            out(c[2], M.QUEUED, "resend", code=None, count_attempt=False),
+            out(c[3], M.SENT),
+        ]
+    )
+    stats = store.stats(record.id)
+    assert stats.counts == {**dict.fromkeys(M, 0), M.QUEUED: 5, M.SENT: 1}
+    assert (stats.total, stats.attempts, stats.throttles, stats.uncertain_ever) == (6, 5, 2, 1)
+    with pytest.raises(NotFound):
+        store.stats(record.id + 1)
+
+
+@pytest.mark.parametrize("resend", [True, False])
+def test_recover_expired_leases(store: Store, resend: bool) -> None:
+    """Expired leases become uncertain (lease-expired), then queued again under resend."""
+    record = campaign(store, messages=3)
+    c = claim(store, record.id, limit=2)
+    recovered = store.recover(record.id, now=NOW + 61, resend=resend, is_alive=lambda w: True)
+    assert recovered == sorted(m.id for m in c)
+    expected = M.QUEUED if resend else M.UNCERTAIN
+    listed = store.messages(record.id)
+    assert [(m.state, m.ever_uncertain, m.attempts) for m in listed[:2]] == [
+        (expected, True, 1)
+    ] * 2
+    verdicts = [a.verdict for a in store.attempts(c[0].id)]
+    assert verdicts == (["lease-expired", "resend"] if resend else ["lease-expired"])
+    assert "w1" in store.attempts(c[0].id)[0].text
+    assert store.stats(record.id).uncertain_ever == 2
+    assert store.recover(record.id, now=NOW + 61, resend=resend, is_alive=lambda w: True) == []
+
+
+def test_recover_takes_a_dead_workers_messages_before_their_lease_ends(store: Store) -> None:
+    """A worker that is gone loses its messages at once; a live one with a lease keeps them."""
+    record = campaign(store, messages=4)
+    dead = claim(store, record.id, limit=2, worker="host:1:dead")
+    alive = claim(store, record.id, limit=2, worker="host:2:alive")
+    asked: list[str] = []
+
+    def is_alive(worker: str) -> bool:
+        asked.append(worker)
+        return worker.endswith("alive")
+
+    recovered = store.recover(record.id, now=NOW + 1, resend=True, is_alive=is_alive)
+    assert recovered == sorted(m.id for m in dead)
+    now = states(store, record.id)
+    assert [now[m.id] for m in dead + alive] == [M.QUEUED, M.QUEUED, M.SENDING, M.SENDING]
+    assert sorted(asked) == ["host:1:dead", "host:2:alive"]  # once per worker
+
+
+def test_retry_requeues_with_a_fresh_attempt_counter(store: Store) -> None:
+    """retry() moves failed/uncertain/cancelled back to queued; counters reset, history kept."""
+    record = campaign(store, messages=4)
+    c = claim(store, record.id, limit=3)
+    store.record(
+        [
+            out(c[0], M.FAILED, "recipient-rejected", code=550),
+            out(c[1], M.UNCERTAIN, "ambiguous", code=None),
+            out(c[2], M.SENT),
+        ]
+    )
+    store.cancel_pending(record.id)
+    assert store.retry(record.id, {M.FAILED}) == 1
+    listed = {m.id: m for m in store.messages(record.id)}
+    assert (listed[c[0].id].state, listed[c[0].id].attempts) == (M.QUEUED, 0)
+    assert len(store.attempts(c[0].id)) == 1
+    assert store.retry(record.id, [M.UNCERTAIN, M.CANCELLED]) == 2
+    (again,) = [m for m in claim(store, record.id) if m.id == c[0].id]
+    assert (again.attempts, again.first_attempt_at) == (0, None)
+    with pytest.raises(InvalidTransition):
+        store.retry(record.id, {M.SENT})
+    assert store.retry(record.id, []) == 0
+
+
+def test_cancel_pending_leaves_in_flight_messages_alone(store: Store) -> None:
+    """Queued and deferred messages are cancelled; sending ones finish and are recorded."""
+    record = campaign(store, messages=4)
+    c = claim(store, record.id, limit=2)
+    store.record([out(c[0], M.DEFERRED, "transient", code=451, retry_at=NOW + 10)])
+    assert store.cancel_pending(record.id) == 3
+    assert store.stats(record.id).counts[M.CANCELLED] == 3
+    assert store.next_retry_at(record.id) is None
+    store.record([out(c[1], M.SENT)])
+    assert claim(store, record.id, now=NOW + 100) == []
+    assert store.cancel_pending(record.id) == 0
+
+
+# -- routes, events, lifecycle --------------------------------------------------------------
+
+
+def test_route_limits_persist_across_reopen(backend: Backend) -> None:
+    """Learned limits are kept per route and survive closing and reopening the store."""
+    first = backend.open()
+    assert first.load_route_limits("smtp://mx:25") is None
+    first.save_route_limits("smtp://mx:25", {"connections": 3, "rate": 2.5})
+    first.save_route_limits("smtp://mx:25", {"connections": 2, "rate": 1.9, "per_connection": 100})
+    first.save_route_limits("smtps://other:465", {"connections": 1})
+    first.close()
+    second = backend.open()
+    assert second.load_route_limits("smtp://mx:25") == {
+        "connections": 2,
+        "rate": 1.9,
+        "per_connection": 100,
+    }
+    assert second.load_route_limits("smtps://other:465") == {"connections": 1}
+
+
+def test_events_are_kept_in_order_and_followable(store: Store) -> None:
+    """Events come back oldest first, per campaign or all, after a given id."""
+    a, b = campaign(store, "a"), campaign(store, "b")
+    ids = [
+        store.add_event(a.id, "state", {"state": "running"}, at=NOW),
+        store.add_event(b.id, "state", {"state": "paused", "reason": "暂停"}),
+        store.add_event(None, "limits", {"connections": 2}),
+        store.add_event(a.id, "finished", {"sent": 10}),
+    ]
+    assert ids == sorted(ids)
+    assert [e.kind for e in store.events()] == ["state", "state", "limits", "finished"]
+    only_a = store.events(a.id)
+    assert [(e.id, e.at, e.data) for e in only_a[:1]] == [(ids[0], NOW, {"state": "running"})]
+    assert [e.id for e in store.events(a.id, after_id=ids[0])] == [ids[3]]
+    assert [e.id for e in store.events(after_id=ids[0], limit=2)] == ids[1:3]
+    assert store.events(b.id)[0].data == {"state": "paused", "reason": "暂停"}
+
+
+def test_the_store_can_be_used_from_another_thread(store: Store) -> None:
+    """The engine's thread and an HTTP thread may both call the store (one at a time)."""
+    record = campaign(store, messages=3)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(len(claim(store, record.id))))
+    thread.start()
+    thread.join(timeout=30)
+    assert result == [3]
+
+
+def test_a_closed_store_says_so(store: Store) -> None:
+    """After close() every call raises a clear StoreError; closing twice is fine."""
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.list_campaigns()
+
+
+def test_repr_names_the_file_and_schema(tmp_path: Path) -> None:
+    """The SQLite store's repr carries its path, schema version and whether it is closed."""
+    store = SqliteStore(tmp_path / "x.db")
+    assert repr(store) == f"<SqliteStore path={tmp_path / 'x.db'} schema=1>"
+    store.close()
+    assert repr(store).endswith("schema=1 closed>")
