@@ -106,7 +106,11 @@ def main() -> int:
         stopped = re.search(r"stopped: (\d+) messages accepted", out)
         accepted = int(stopped.group(1)) if stopped else -1
     rate = sent / elapsed
-    print(f"CPU: sandbox {server_cpu:.1f} s, load generator {client_cpu:.1f} s")
+    per_message = server_cpu / max(sent, 1)
+    print(
+        f"CPU: sandbox {server_cpu:.1f} s ({per_message * 1e6:.0f} us/message, i.e. "
+        f"{1 / per_message:.0f} messages/s per core), load generator {client_cpu:.1f} s"
+    )
     print(
         f"unlimited, {args.connections} connections, {elapsed:.1f} s: {sent} messages "
         f"accepted by the client, {accepted} recorded by the sandbox -> {rate:.0f} messages/s"
