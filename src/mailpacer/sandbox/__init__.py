@@ -3,11 +3,20 @@
 >>> from mailpacer.sandbox import Sandbox, get_profile
 >>> with Sandbox(get_profile("strict")) as sb:  # doctest: +SKIP
 ...     sb.host, sb.port, sb.counters
+
+Profiles are cheap to import; the server (aiosmtpd, cryptography) loads on first use of
+:class:`Sandbox`, so ``mailpacer --help`` stays fast.
 """
 
-from mailpacer.sandbox.control import USER, Sandbox
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from mailpacer.sandbox.profiles import CAPACITY_FORMULA, PROFILES, Profile, get_profile
 from mailpacer.sandbox.records import AcceptedMessage, Counters
+
+if TYPE_CHECKING:
+    from mailpacer.sandbox.control import USER, Sandbox
 
 __all__ = [
     "CAPACITY_FORMULA",
@@ -19,3 +28,11 @@ __all__ = [
     "Sandbox",
     "get_profile",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Sandbox", "USER"):
+        from mailpacer.sandbox import control
+
+        return getattr(control, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

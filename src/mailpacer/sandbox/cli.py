@@ -7,10 +7,13 @@ import logging
 import math
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from mailpacer.sandbox.control import Sandbox
+if TYPE_CHECKING:
+    from mailpacer.sandbox.control import Sandbox
+
 from mailpacer.sandbox.profiles import CAPACITY_FORMULA, PROFILES, Profile, get_profile
 
 
@@ -98,6 +101,8 @@ def sandbox_command(
         _list_profiles()
         return
     profile = get_profile(profile_name)
+    from mailpacer.sandbox.control import Sandbox  # the server loads only when it is used
+
     logging.basicConfig(level=logging.ERROR, format="sandbox: %(levelname)s %(message)s")
     sandbox = Sandbox(
         profile, host=host, port=port, mailbox_dir=mailbox_dir, keep_data=False, password=password

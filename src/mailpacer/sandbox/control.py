@@ -16,12 +16,15 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from mailpacer.errors import SandboxError
 from mailpacer.sandbox.profiles import Profile, get_profile
 from mailpacer.sandbox.records import AcceptedMessage, Counters, Recorder
 from mailpacer.sandbox.server import SandboxState, start_server, stop_server
-from mailpacer.sandbox.tls import Certificate, make_certificate
+
+if TYPE_CHECKING:
+    from mailpacer.sandbox.tls import Certificate
 
 USER = "sandbox"  #: the one user of profiles with AUTH
 _START_TIMEOUT = 30.0
@@ -111,6 +114,8 @@ class Sandbox:
         self._tmp = tempfile.TemporaryDirectory(prefix="mailpacer-sandbox-")
         tls_context = None
         if self.profile.auth_tls:
+            from mailpacer.sandbox.tls import make_certificate  # cryptography: only when needed
+
             self.certificate = make_certificate(
                 Path(self._tmp.name), self.profile.hostname, self.host
             )
