@@ -90,16 +90,16 @@ def test_greylisted_recipient_is_accepted_after_the_delay(sandbox: Callable[...,
     inside it too; after the delay the recipient is accepted and stays accepted."""
     sb = sandbox("flaky", **{**QUIET, "greylist_seconds": 1.0})
     with closing(connect(sb)) as client:
-        started = time.monotonic()
         assert client.mail("sender@client.test")[0] == 250
         assert client.rcpt("worker@example.com") == (
             451,
             b"4.7.1 <worker@example.com>: Recipient address rejected: Greylisted, please try "
             b"again in 1 seconds",
         )
+        first_try_by = time.monotonic()
         assert client.rcpt("worker@example.com")[0] == 451
         client.rset()
-        time.sleep(max(0.0, 1.1 - (time.monotonic() - started)))
+        time.sleep(max(0.0, 1.05 - (time.monotonic() - first_try_by)))
         assert client.mail("sender@client.test")[0] == 250
         assert client.rcpt("worker@example.com")[0] == 250
         assert client.rcpt("other@example.com")[0] == 451  # its own first try
