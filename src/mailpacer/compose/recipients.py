@@ -1,0 +1,213 @@
+"""The recipients CSV, streamed: header checks, rows as :class:`Recipient`, address checks.
+
+Format: a header row; ``email`` required; ``name`` and ``language`` optional (these three are
+matched case-insensitively); every other column is a template variable. UTF-8 with or without
+BOM, comma-separated, RFC 4180 quoting. Row numbers are 1-based data rows (the header is row 0;
+blank lines count but are skipped), so without multi-line cells row N is line N+1 of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailpacer.errors import InputError, Problem
+
+KNOWN_COLUMNS = ("email", "name", "language")
+_FAST_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN_CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One data row: its number, address, and every column as a variable."""
+
+    row: int  #: 1-based data row (the header is row 0)
+    email: str
+    variables: dict[str, str]
+
+
+class RecipientsFile:
+    """A recipients CSV opened for streaming; the header is read and checked on construction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        try:
+            self._file = self.path.open(encoding="utf-8-sig", newline="")
+        except FileNotFoundError:
+            raise InputError(Problem("recipients file not found", file=self.name)) from None
+        except OSError as exc:
+            raise InputError(Problem(f"cannot open: {exc.strerror}", file=self.name)) from None
+        self._reader = csv.reader(self._file, strict=True)
+        try:
+            self.header = self._read_header()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file (also done at the end of :meth:`rows`)."""
+        self._file.close()
+
+    def __enter__(self) -> RecipientsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next(self) -> list[str] | None:
+        """The next CSV record, translating decoding and syntax errors into :class:`InputError`."""
+        try:
+            return next(self._reader)
+        except StopIteration:
+            return None
+        except UnicodeDecodeError:
+            raise InputError(_decode_problem(self.path)) from None
+        except csv.Error as exc:
+            raise InputError(
+                Problem(f"CSV syntax error: {exc}", file=self.name, line=self._reader.line_num)
+            ) from None
+
+    def _read_header(self) -> list[str]:
+        record = self._next()
+        if record is None or not any(cell.strip() for cell in record):
+            raise InputError(
+                Problem(
+                    "the file is empty; expected a header row with an 'email' column",
+                    file=self.name,
+                )
+            )
+        header = [cell.strip() for cell in record]
+        header = [c.lower() if c.lower() in KNOWN_COLUMNS else c for c in header]
+        problems = []
+        if "email" not in header:
+            hint = ""
+            if len(header) == 1 and ";" in header[0]:
+                hint = (
+                    " (the header looks semicolon-separated; save the file as comma-separated CSV)"
+                )
+            problems.append(
+                Problem(f"no 'email' column in the header {header!r}{hint}", file=self.name, line=1)
+            )
+        for i, column in enumerate(header, 1):
+            if not column:
+                problems.append(
+                    Problem(f"column {i} has an empty name", file=self.name, line=1, column=i)
+                )
+            elif header.index(column) != i - 1:
+                problems.append(
+                    Problem(f"column {column!r} appears twice", file=self.name, line=1, column=i)
+                )
+        if problems:
+            raise InputError(problems)
+        return header
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        """``(row, cells)`` for every non-blank record; ragged rows are passed through."""
+        row = 0
+        try:
+            while (record := self._next()) is not None:
+                row += 1
+                if not record or (
+                    len(record) == 1 and not record[0].strip() and len(self.header) > 1
+                ):
+                    continue  # blank line
+                yield row, record
+        finally:
+            self.close()
+
+
+def ragged_problem(path: str, row: int, found: int, expected: int) -> Problem:
+    """The problem for a row whose cell count differs from the header's."""
+    return Problem(
+        f"has {found} cells, the header has {expected} (a missing or extra comma?)",
+        file=path,
+        row=row,
+    )
+
+
+def iter_recipients(
+    recipients_csv: Path, *, skip_rows: frozenset[int] = frozenset()
+) -> Iterator[Recipient]:
+    """Stream the recipients, skipping ``skip_rows``; raises :class:`InputError` on a row that
+    validation would have rejected structurally (ragged) or an unreadable file."""
+    source = RecipientsFile(recipients_csv)
+    header = source.header
+    width = len(header)
+    for row, cells in source.rows():
+        if row in skip_rows:
+            continue
+        if len(cells) != width:
+            raise InputError(ragged_problem(source.name, row, len(cells), width))
+        variables = dict(zip(header, cells, strict=True))
+        for key in KNOWN_COLUMNS:
+            if key in variables:
+                variables[key] = variables[key].strip()
+        yield Recipient(row, variables["email"], variables)
+
+
+def _decode_problem(path: Path) -> Problem:
+    """Locate the first byte sequence that is not UTF-8 (line and column) for the error."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                hint = ""
+                try:
+                    line.decode("gb18030")
+                    hint = "; it looks like GBK/GB18030 (Chinese Excel): save it as 'CSV UTF-8'"
+                except UnicodeDecodeError:
+                    pass
+                return Problem(
+                    f"not UTF-8: byte 0x{line[exc.start]:02x} cannot be decoded{hint}",
+                    file=str(path),
+                    line=number,
+                    column=exc.start + 1,
+                )
+    return Problem("not UTF-8 text", file=str(path))
+
+
+class AddressChecker:
+    """Checks addresses with email-validator; the common ASCII case is checked once per domain
+    (a strict local-part pattern plus a cached domain verdict), the rest address by address."""
+
+    def __init__(self, *, check_dns: bool = False) -> None:
+        self.check_dns = check_dns
+        self._domains: dict[str, str | None] = {}  #: domain -> error text, None when fine
+
+    def problem(self, address: str) -> str | None:
+        """Why ``address`` cannot be used, or ``None`` when it is fine."""
+        local, at, domain = address.rpartition("@")
+        if at and len(address) <= 254 and len(local) <= 64 and _FAST_LOCAL.fullmatch(local):
+            verdict = self._domains.get(domain, "?")
+            if verdict != "?":
+                return verdict
+            verdict = self._domain_problem(domain)
+            if len(self._domains) < _DOMAIN_CACHE_LIMIT:
+                self._domains[domain] = verdict
+            if verdict is not None:
+                return verdict
+        try:
+            validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        except EmailNotValidError as exc:
+            return str(exc)
+        if self.check_dns and at:
+            return self._domain_problem(domain)
+        return None
+
+    def _domain_problem(self, domain: str) -> str | None:
+        """email-validator's verdict on a domain (with DNS when asked), via a plain address."""
+        try:
+            validate_email(
+                f"postmaster@{domain}", check_deliverability=self.check_dns, allow_smtputf8=False
+            )
+        except EmailNotValidError as exc:
+            return str(exc)
+        return None
