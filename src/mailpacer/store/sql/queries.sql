@@ -46,7 +46,8 @@ ON CONFLICT (campaign_id, email) DO NOTHING;
 -- queued ones, and deferred ones that are due, in row order; the best `limit` of each kind are
 -- picked by index before they are merged, so a claim costs the same on a million messages.
 UPDATE messages
-SET state = 'sending', worker = :worker, lease_until = :lease_until, updated_at = :now
+SET state = 'sending', worker = :worker, lease_until = :lease_until, retry_at = NULL,
+    updated_at = :now
 WHERE id IN (
     SELECT id FROM (
         SELECT id, row FROM (
