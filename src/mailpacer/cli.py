@@ -42,3 +42,6 @@ main.add_command(sandbox_command)
 from mailpacer.config_cli import config_command  # noqa: E402
 
 main.add_command(config_command)
+from mailpacer.compose.preview import preview_command  # noqa: E402
+
+main.add_command(preview_command)
