@@ -55,25 +55,23 @@ def unstructured(field: str, value: str) -> bytes:
     if value.isascii() and _PRINTABLE_ASCII.fullmatch(value) and "=?" not in value:
         if len(prefix) + len(value) <= MAX_LINE:
             return (prefix + value + "\r\n").encode("ascii")
-        folded = _fold_at_spaces(prefix + value)
+        folded = _fold_at_spaces(prefix, value)
         if max(map(len, folded)) <= 998:
             return ("\r\n".join(folded) + "\r\n").encode("ascii")
     return (prefix + "\r\n ".join(encoded_words(value)) + "\r\n").encode("ascii")
 
 
-def _fold_at_spaces(line: str) -> list[str]:
-    """Split a long header line before spaces so that pieces stay near :data:`MAX_LINE`."""
-    pieces: list[str] = []
-    current = ""
-    for i, word in enumerate(line.split(" ")):
-        candidate = word if i == 0 else current + " " + word
-        if i and len(candidate) > MAX_LINE and current.strip():
-            pieces.append(current)
-            current = " " + word
+def _fold_at_spaces(prefix: str, value: str) -> list[str]:
+    """Split ``prefix + value`` before spaces so that lines stay near :data:`MAX_LINE` (never
+    right after the field name: some parsers then keep the folded space)."""
+    words = value.split(" ")
+    lines = [prefix + words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) > MAX_LINE and lines[-1].strip():
+            lines.append(" " + word)
         else:
-            current = candidate
-    pieces.append(current)
-    return pieces
+            lines[-1] += " " + word
+    return lines
 
 
 def display_name(name: str) -> str:

@@ -83,13 +83,14 @@ def attachment_part(attachment: Attachment) -> bytes:
 
 
 def multipart(subtype: str, boundary: str, parts: list[bytes]) -> bytes:
-    """A multipart entity (its Content-Type header, a blank line, the delimited parts)."""
-    delimiter = b"--" + boundary.encode("ascii") + b"\r\n"
-    out = [f'Content-Type: multipart/{subtype};\r\n boundary="{boundary}"\r\n\r\n'.encode("ascii")]
+    """A multipart entity (its Content-Type header, a blank line, the delimited parts). The
+    CRLF before each delimiter belongs to the delimiter, so parts keep their last line break."""
+    delimiter = b"\r\n--" + boundary.encode("ascii") + b"\r\n"
+    out = [f'Content-Type: multipart/{subtype};\r\n boundary="{boundary}"\r\n'.encode("ascii")]
     for part in parts:
         out.append(delimiter)
         out.append(part)
-    out.append(b"--" + boundary.encode("ascii") + b"--\r\n")
+    out.append(b"\r\n--" + boundary.encode("ascii") + b"--\r\n")
     return b"".join(out)
 
 

@@ -47,6 +47,8 @@ def qr_png(value: str, *, scale: int = 8, ec: str = "M", mask: int | None = None
     options: dict[str, object] = {"ec_level": ec}
     if mask is not None:
         options["data_mask"] = mask
+    if not value.isascii():  # declare UTF-8 (ECI 26): else readers guess, e.g. '¡' as Shift_JIS
+        options["eci"] = "UTF-8"
     barcode = zxingcpp.create_barcode(value, zxingcpp.BarcodeFormat.QRCode, **options)
     image = barcode.to_image(scale=1, add_quiet_zones=True)
     height, width = image.shape

@@ -195,7 +195,7 @@ class AddressChecker:
             if verdict is not None:
                 return verdict
         try:
-            validate_email(address, check_deliverability=False, allow_smtputf8=False)
+            validate_email(address, check_deliverability=False, allow_smtputf8=False, strict=True)
         except EmailNotValidError as exc:
             return str(exc)
         if self.check_dns and at:
@@ -206,7 +206,10 @@ class AddressChecker:
         """email-validator's verdict on a domain (with DNS when asked), via a plain address."""
         try:
             validate_email(
-                f"postmaster@{domain}", check_deliverability=self.check_dns, allow_smtputf8=False
+                f"postmaster@{domain}",
+                check_deliverability=self.check_dns,
+                allow_smtputf8=False,
+                strict=True,
             )
         except EmailNotValidError as exc:
             return str(exc)

@@ -71,15 +71,22 @@ class Template:
         fallback = f" fallback={self.fallback_language}" if self.fallback_language else ""
         return f"<Template {self.directory.name} languages={','.join(self.languages)}{fallback}>"
 
+    def match_language(self, value: str) -> Language | None:
+        """The folder ``value`` names: the exact tag (any case, ``_`` or ``-``), else its
+        primary subtag (``zh-CN`` -> ``zh``); ``None`` without a match (no fallback here)."""
+        key = value.strip().lower().replace("_", "-")
+        if not key:
+            return None
+        return self.languages.get(key) or self.languages.get(key.split("-", 1)[0])
+
     def language_for(self, value: str) -> Language | None:
         """The language a row's ``language`` value picks: exact tag, then its primary subtag
         (``zh-CN`` -> ``zh``), then the fallback; with one language and no fallback, an empty
         value picks that one. ``None`` when nothing fits."""
-        key = value.strip().lower().replace("_", "-")
-        if key:
-            found = self.languages.get(key) or self.languages.get(key.split("-", 1)[0])
-            if found is not None:
-                return found
+        found = self.match_language(value)
+        if found is not None:
+            return found
+        key = value.strip()
         if self.fallback_language is not None:
             return self.languages[self.fallback_language]
         if not key and len(self.languages) == 1:

@@ -9,6 +9,7 @@ then one real row per language is rendered end to end, QR codes and attachments 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -145,6 +146,8 @@ def _scan(
     languages: dict[str, Language | None] = {}
     attachments: dict[str, str | None] = {}
     first_row: dict[str, int] = {}
+    affected: dict[str, int] = {}
+    fallbacks: dict[str, int] = {}  #: unknown language value -> rows sent in the fallback
     samples: dict[str, tuple[int, dict[str, str]]] = {}
     seen: dict[str, int] = {}
     duplicates: list[int] = []
@@ -182,13 +185,22 @@ def _scan(
             value = cells[language_at].strip() if language_at is not None else ""
             if value not in languages:
                 languages[value] = template.language_for(value)
+                if (
+                    value
+                    and languages[value] is not None
+                    and template.match_language(value) is None
+                ):
+                    fallbacks[value] = 0
             language = languages[value]
+            if value in fallbacks:
+                fallbacks[value] += 1
             if language is None:
                 have = ", ".join(template.languages)
                 what = f"unknown language {value!r}" if value else "no language given"
                 bad.add(row, f"{what} and template.toml has no fallback_language (have: {have})")
             elif language.code in missing:
                 first_row.setdefault(language.code, row)
+                affected[language.code] = affected.get(language.code, 0) + 1
                 bad.bad_rows.add(row)
             elif language.code not in samples and row not in bad.bad_rows:
                 variables = dict(zip(header, cells, strict=True))
@@ -205,17 +217,27 @@ def _scan(
                     attachments[path] = f"attachment {exc}"
             if (reason := attachments[path]) is not None:
                 bad.add(row, reason)
+    mismatches = []
     for code, variables in missing.items():
-        if code in first_row:
-            for variable, used_at in variables.items():
-                bad.listed.append(
-                    Problem(
-                        f"missing variable {variable!r} (used in {used_at}) for language {code!r}: "
-                        "the CSV has no such column",
-                        file=name,
-                        row=first_row[code],
-                    )
-                )
+        if code not in first_row:
+            continue  # no row uses this language
+        for variable, used_at in variables.items():
+            close = difflib.get_close_matches(variable, header, n=1)
+            hint = f"; did you mean column {close[0]!r}?" if close else ""
+            message = (
+                f"missing variable {variable!r} (used in {used_at}): the CSV has no such column; "
+                f"{affected[code]} row(s) in language {code!r} need it{hint}"
+            )
+            mismatches.append(Problem(message, file=name, row=first_row[code]))
+    bad.listed[:0] = mismatches
+    for value, count in fallbacks.items():
+        result.warnings.append(
+            Problem(
+                f"language {value!r} has no template folder; {count} row(s) get the fallback "
+                f"{template.fallback_language if template else ''!r}",
+                file=name,
+            )
+        )
     if bad.unlisted:
         bad.listed.append(
             Problem(f"... and {bad.unlisted} more row problems not listed", file=name)
