@@ -1,0 +1,318 @@
+"""A discrete-event model of a limited SMTP server and an engine-like client driving the Pacer.
+
+The server has a concurrent-connection cap (421 greeting), a per-message service time, a token
+bucket rate limit with a burst (throttles at MAIL), a per-connection message cap and a quota per
+fixed window. The client does what the engine does: keeps ``target_connections`` connections,
+``reserve()``s before each message, ``observe()``s every outcome, reconnects at
+``messages_per_connection`` and honours ``blocked_for()``. Time is simulated, so thousands of
+messages take milliseconds. While it runs it checks the pacer's promises and lists violations.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mailpacer.classify import Verdict
+from mailpacer.pacer import Limits, Pacer, PacerConfig
+
+V = Verdict
+THROTTLES = frozenset({V.THROTTLE_CONNECTIONS, V.THROTTLE_RATE, V.THROTTLE_PER_CONNECTION, V.QUOTA})
+
+
+@dataclass(frozen=True)
+class ServerModel:
+    """What the simulated server allows; :attr:`capacity` is the best any client can do."""
+
+    max_connections: int = 2
+    service_time: float = 0.1  #: seconds from MAIL to the 250 after DATA, per message
+    connect_time: float = 0.05  #: TCP connect, greeting and EHLO
+    reject_time: float = 0.01  #: round trip of a refused MAIL
+    rate_per_second: float | None = None  #: token bucket refill, None = no rate limit
+    burst: int = 5  #: token bucket size
+    per_connection: int | None = None  #: messages accepted per connection, then 421
+    quota: int | None = None  #: messages per fixed window
+    quota_window: float = 3600.0
+
+    @property
+    def capacity(self) -> float:
+        """Messages per second of a perfect client (quota aside)."""
+        if self.per_connection is None:
+            per_connection = 1 / self.service_time
+        else:
+            cycle = self.per_connection * self.service_time + self.connect_time
+            per_connection = self.per_connection / cycle
+        capacity = self.max_connections * per_connection
+        if self.rate_per_second is not None:
+            capacity = min(capacity, self.rate_per_second)
+        return capacity
+
+
+class FakeClock:
+    """The simulation's clock, injected into the pacer."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class _Conn:
+    ident: int
+    count: int = 0  #: messages accepted on this connection
+
+
+@dataclass
+class SimResult:
+    """What happened: accept times, throttle replies, verdict counts, broken promises."""
+
+    model: ServerModel
+    accepted_at: list[float]
+    throttles: int
+    verdicts: Counter[Verdict]
+    violations: list[str]
+    elapsed: float
+    pacer: Pacer
+    max_target: int = 0
+    rates: list[float | None] = field(default_factory=list)
+
+    def throughput(self, skip: int = 0) -> float:
+        """Accepted messages per second after the first ``skip`` (the warm-up)."""
+        times = self.accepted_at[skip:]
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def ratio(self, skip: int = 0) -> float:
+        """Throughput after the warm-up as a fraction of the model's capacity."""
+        return self.throughput(skip) / self.model.capacity
+
+    def throttles_per_100(self) -> float:
+        """Throttle replies (any kind, 421 greetings included) per 100 messages sent."""
+        return 100 * self.throttles / max(1, len(self.accepted_at))
+
+
+class _Sim:
+    def __init__(
+        self,
+        model: ServerModel,
+        messages: int,
+        learned: Limits | None,
+        ceilings: Limits | None,
+        config: PacerConfig | None,
+    ) -> None:
+        self.m = model
+        self.clock = FakeClock()
+        self.cfg = config or PacerConfig()
+        self.ceilings = ceilings or Limits()
+        self.pacer = Pacer(self.clock, learned=learned, ceilings=ceilings, config=config)
+        self.heap: list[tuple[float, int, str, _Conn | None]] = []
+        self.seq = itertools.count()
+        self.pending = messages
+        self.open = 0
+        self.connecting = 0
+        self.ids = itertools.count()
+        self.wake_at = -1.0
+        # server state
+        self.srv_open = 0
+        self.tokens = float(model.burst)
+        self.refilled_at = 0.0
+        self.window_counts: Counter[int] = Counter()
+        # results and promise checks
+        self.accepted_at: list[float] = []
+        self.throttles = 0
+        self.verdicts: Counter[Verdict] = Counter()
+        self.violations: list[str] = []
+        self.since_throttle = 10**9
+        self.after_throttle: tuple[float, int] = (math.inf, 10**9)
+        self.conn_throttle: tuple[float, int] | None = None
+        self.max_target = 0
+        self.rates: list[float | None] = []
+
+    # ---- event plumbing
+    def at(self, delay: float, kind: str, conn: _Conn | None = None) -> None:
+        heapq.heappush(self.heap, (self.clock.now + delay, next(self.seq), kind, conn))
+
+    def run(self, max_events: int) -> None:
+        self.fill()
+        for _ in range(max_events):
+            if not self.heap:
+                return
+            self.clock.now, _, kind, conn = heapq.heappop(self.heap)
+            getattr(self, f"on_{kind}")(conn)
+        self.violations.append(f"did not finish within {max_events} events")
+
+    # ---- the client (what the engine does)
+    def backlog(self) -> bool:
+        return self.pending > self.open
+
+    def fill(self) -> None:
+        blocked = self.pacer.blocked_for()
+        if blocked > 0:
+            if self.pending and self.wake_at <= self.clock.now:
+                self.wake_at = self.clock.now + blocked
+                self.at(blocked, "wake")
+            return
+        while self.pending > self.open + self.connecting - 0 and (
+            self.open + self.connecting < self.pacer.target_connections
+        ):
+            self.connecting += 1
+            self.at(self.m.connect_time, "connected", _Conn(next(self.ids)))
+
+    def on_wake(self, _: _Conn | None) -> None:
+        self.fill()
+
+    def on_connected(self, conn: _Conn | None) -> None:
+        assert conn is not None
+        self.connecting -= 1
+        if self.srv_open >= self.m.max_connections:
+            self.observe(V.THROTTLE_CONNECTIONS)
+        else:
+            self.srv_open += 1
+            self.open += 1
+            self.pacer.on_connected(self.open)
+            self.on_next(conn)
+        self.fill()
+
+    def close(self, conn: _Conn) -> None:
+        self.open -= 1
+        self.srv_open -= 1
+        self.pacer.on_closed(self.open)
+
+    def on_next(self, conn: _Conn | None) -> None:
+        assert conn is not None
+        cap = self.pacer.messages_per_connection
+        if (
+            self.pending == 0
+            or self.open > self.pacer.target_connections
+            or (cap is not None and conn.count >= cap)
+            or self.pacer.blocked_for() > 0
+        ):
+            self.close(conn)
+            self.fill()
+            return
+        wait = self.pacer.reserve()
+        assert wait >= 0, wait
+        self.pending -= 1
+        self.at(wait, "mail", conn)
+
+    # ---- the server
+    def on_mail(self, conn: _Conn | None) -> None:
+        assert conn is not None
+        now = self.clock.now
+        m = self.m
+        if m.per_connection is not None and conn.count >= m.per_connection:
+            self.at(m.reject_time, "per_connection", conn)
+            return
+        window = int(now // m.quota_window)
+        if m.quota is not None and self.window_counts[window] >= m.quota:
+            self.at(m.reject_time, "quota", conn)
+            return
+        if m.rate_per_second is not None:
+            elapsed = now - self.refilled_at
+            self.tokens = min(m.burst, self.tokens + elapsed * m.rate_per_second)
+            self.refilled_at = now
+            if self.tokens < 1:
+                self.at(m.reject_time, "rate", conn)
+                return
+            self.tokens -= 1
+        self.window_counts[window] += 1
+        self.at(m.service_time, "done", conn)
+
+    def on_done(self, conn: _Conn | None) -> None:
+        assert conn is not None
+        conn.count += 1
+        self.accepted_at.append(self.clock.now)
+        self.observe(V.ACCEPTED, conn.count - 1)
+        self.on_next(conn)
+
+    def refused(self, conn: _Conn | None, verdict: Verdict, closes: bool) -> None:
+        assert conn is not None
+        self.pending += 1
+        self.observe(verdict, conn.count)
+        if closes:
+            self.close(conn)
+            self.fill()
+        else:
+            self.on_next(conn)
+
+    def on_per_connection(self, conn: _Conn | None) -> None:
+        self.refused(conn, V.THROTTLE_PER_CONNECTION, closes=True)
+
+    def on_quota(self, conn: _Conn | None) -> None:
+        self.refused(conn, V.QUOTA, closes=False)
+
+    def on_rate(self, conn: _Conn | None) -> None:
+        self.refused(conn, V.THROTTLE_RATE, closes=False)
+
+    # ---- telling the pacer, and checking its promises
+    def observe(self, verdict: Verdict, messages_on_connection: int = 0) -> None:
+        pacer = self.pacer
+        before_rate = pacer.rate_per_second or math.inf
+        before_target = pacer.target_connections
+        pacer.observe(
+            verdict,
+            open_connections=self.open,
+            backlog=self.backlog(),
+            messages_on_connection=messages_on_connection,
+        )
+        self.verdicts[verdict] += 1
+        rate = pacer.rate_per_second or math.inf
+        target = pacer.target_connections
+        self.max_target = max(self.max_target, target)
+        self.rates.append(pacer.rate_per_second)
+        now = self.clock.now
+        if verdict in THROTTLES:
+            self.throttles += 1
+            if rate > before_rate or target > before_target:
+                self.violations.append(f"{now:.2f}: sped up on {verdict}")
+        if verdict in (V.THROTTLE_RATE, V.THROTTLE_CONNECTIONS, V.QUOTA):
+            self.since_throttle = 0
+            self.after_throttle = (rate, target)
+            if verdict is V.THROTTLE_CONNECTIONS:
+                self.conn_throttle = (now, max(1, self.open))
+        elif verdict is V.ACCEPTED:
+            self.since_throttle += 1
+            if self.since_throttle < 5 and (
+                rate > self.after_throttle[0] + 1e-9 or target > self.after_throttle[1]
+            ):
+                self.violations.append(f"{now:.2f}: sped up during a run of throttles")
+        if self.conn_throttle is not None:
+            when, limit = self.conn_throttle
+            if target > limit and now - when < self.cfg.connection_quiet_seconds:
+                self.violations.append(f"{now:.2f}: {target} connections above limit {limit}")
+        if self.ceilings.connections is not None and target > self.ceilings.connections:
+            self.violations.append(f"{now:.2f}: above the connection ceiling")
+        if self.ceilings.rate_per_minute is not None and rate > self.ceilings.rate_per_minute / 60:
+            self.violations.append(f"{now:.2f}: above the rate ceiling")
+        self.fill()
+
+
+def simulate(
+    model: ServerModel,
+    messages: int = 2000,
+    *,
+    learned: Limits | None = None,
+    ceilings: Limits | None = None,
+    config: PacerConfig | None = None,
+    max_events: int = 500_000,
+) -> SimResult:
+    """Send ``messages`` through ``model`` with a fresh Pacer; return what happened."""
+    sim = _Sim(model, messages, learned, ceilings, config)
+    sim.run(max_events)
+    return SimResult(
+        model=model,
+        accepted_at=sim.accepted_at,
+        throttles=sim.throttles,
+        verdicts=sim.verdicts,
+        violations=sim.violations,
+        elapsed=sim.clock.now,
+        pacer=sim.pacer,
+        max_target=sim.max_target,
+        rates=sim.rates,
+    )
