@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from compose_helpers import EXAMPLE, EXAMPLE_TEMPLATE, SENDER, SIMPLE, decode_qr, parse, write_tree
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
 
 from mailpacer.compose import Composer, iter_recipients, load_template
 from mailpacer.errors import InputError
@@ -294,3 +297,60 @@ def test_repr_shows_template_and_sender(composer: Composer) -> None:
     """The composer's repr names its template, sender and campaign."""
     assert repr(composer).startswith("<Composer <Template templates languages=en,zh> from=")
     assert repr(composer).endswith("campaign='c1'>")
+
+
+def test_overlong_values_stay_within_line_limits(tmp_path: Path) -> None:
+    """A 1,500-character name without spaces is encoded into short words; an overlong
+    attachment file name and List-Unsubscribe URL are refused instead of breaking the limit."""
+    campaign = write_tree(tmp_path, {**SIMPLE, "files/a.txt": "a"})
+    composer = Composer(
+        load_template(campaign), sender="a@example.com", campaign_key="c", base_dir=campaign
+    )
+    raw = composer.render({"email": "b@example.com", "name": "N" * 1500, "code": "1"})
+    assert_wire_format(raw)
+    assert parse(raw)["To"].addresses[0].display_name.replace(" ", "") == "N" * 1500
+    long_url = Composer(
+        load_template(campaign),
+        sender="a@example.com",
+        campaign_key="c",
+        base_dir=campaign,
+        list_unsubscribe="https://example.com/u?" + "q" * 1000,
+    )
+    with pytest.raises(InputError, match="under 900 chars"):
+        long_url.render({"email": "b@example.com", "name": "B", "code": "1"})
+    write_tree(campaign, {"en/body.txt": "{{ attach('files/a.txt', name='x' * 300) }}"})
+    long_name = Composer(
+        load_template(campaign), sender="a@example.com", campaign_key="c", base_dir=campaign
+    )
+    with pytest.raises(InputError, match="longer than 255 bytes"):
+        long_name.render({"email": "b@example.com", "name": "B", "code": "1"})
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.text(st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"]), max_size=40),
+    site=st.text(
+        st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"]), min_size=1, max_size=40
+    ),
+    worker_id=st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=30),
+    language=st.sampled_from(["en", "zh", "zh-TW", "EN_us"]),
+)
+def test_any_values_render_a_valid_message(
+    composer: Composer, name: str, site: str, worker_id: str, language: str
+) -> None:
+    """Property: any single-line values give a well-formed message whose subject, name and
+    QR code decode to exactly what went in, with values escaped in HTML and verbatim in text."""
+    variables = {**WORKER, "name": name, "site": site, "worker_id": worker_id, "language": language}
+    raw = composer.render(variables)
+    assert_wire_format(raw)
+    message = parse(raw)
+    subject = str(message["Subject"])
+    assert " ".join(site.split()) in " ".join(subject.split())
+    if name.strip():
+        assert message["To"].addresses[0].display_name.replace(" ", "") == "".join(name.split())
+    assert worker_id in content(message, "plain").replace("\n", "")
+    assert str(escape(worker_id)) in content(message, "html").replace("\n", "")
+    (image,) = [p for p in message.walk() if p.get_content_type() == "image/png"]
+    assert decode_qr(image.get_payload(decode=True)) == "https://checkin.example.com/c/" + worker_id

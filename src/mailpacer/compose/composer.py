@@ -144,8 +144,8 @@ def _list_unsubscribe(value: str) -> bytes:
     refuse_line_breaks("List-Unsubscribe", value)
     items = [item.strip() for item in value.split(",") if item.strip()]
     wrapped = [item if item.startswith("<") else f"<{item}>" for item in items]
-    if not wrapped or not all(w.isascii() for w in wrapped):
+    if not wrapped or not all(w.isascii() and len(w) < 900 for w in wrapped):
         raise InputError(
-            Problem(f"List-Unsubscribe must be ASCII mailto:/https: URLs, not {value!r}")
+            Problem(f"List-Unsubscribe: ASCII mailto:/https: URLs under 900 chars, not {value!r}")
         )
     return ("List-Unsubscribe: " + ",\r\n ".join(wrapped) + "\r\n").encode("ascii")

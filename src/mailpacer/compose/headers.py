@@ -77,7 +77,7 @@ def _fold_at_spaces(prefix: str, value: str) -> list[str]:
 def display_name(name: str) -> str:
     """A display name as a phrase: bare atoms, a quoted string, or encoded words."""
     name = " ".join(name.split())
-    if not name.isascii() or "=?" in name:
+    if not name.isascii() or "=?" in name or max(map(len, name.split(" "))) > 70:
         return " ".join(encoded_words(name))
     if _ATOM_PHRASE.fullmatch(name):
         return name
@@ -87,7 +87,7 @@ def display_name(name: str) -> str:
 def header_address(address: str) -> str:
     """The address as it may appear in a header: ASCII, its domain in IDNA form if needed."""
     address = refuse_line_breaks("address", address.strip())
-    if not _ADDRESS_OK.fullmatch(address):
+    if len(address) > 254 or not _ADDRESS_OK.fullmatch(address):
         raise InputError(Problem(f"not a usable email address: {address!r}"))
     if address.isascii():
         return address

@@ -25,6 +25,7 @@ from mailpacer.compose.qr import qr_png
 from mailpacer.errors import InputError, Problem
 
 CONTEXT_KEY = "_mailpacer"
+_CACHE_FILE_BYTES = 1 << 20  #: files up to 1 MiB are kept (64 at most): rows share a few files
 
 
 class MessageParts:
@@ -80,7 +81,7 @@ class MessageParts:
             attachment = self._attachment_cache.get(path)
             if attachment is None:
                 attachment = load_attachment(path)
-                if len(self._attachment_cache) < 64:  # bounded: many rows share a few files
+                if len(self._attachment_cache) < 64 and len(attachment.data) <= _CACHE_FILE_BYTES:
                     self._attachment_cache[path] = attachment
         except AttachmentError as exc:
             raise InputError(Problem(f"attachment {exc}")) from None

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from mailpacer.compose.attachments import Attachment
 from mailpacer.compose.headers import encoded_words, refuse_line_breaks
+from mailpacer.errors import InputError, Problem
 
 _HIGH_BYTES = bytes(range(128, 256))
 _CT_TEXT = b'Content-Type: text/plain; charset="utf-8"\r\n'
@@ -68,6 +69,8 @@ def attachment_part(attachment: Attachment) -> bytes:
     """An attachment part; non-ASCII file names as RFC 2231 ``filename*`` (and an encoded-word
     ``name`` for old clients)."""
     name = refuse_line_breaks("attachment file name", attachment.filename)
+    if len(name.encode("utf-8")) > 255:
+        raise InputError(Problem(f"attachment file name longer than 255 bytes: {name[:40]!r}…"))
     if name.isascii() and name.isprintable():
         quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         type_param, disposition = f"name={quoted}", f"filename={quoted}"
