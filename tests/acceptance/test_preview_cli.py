@@ -97,3 +97,18 @@ def test_preview_of_a_missing_row_or_bad_row(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert bad.returncode == 3 and "row 3: unknown language 'fr'" in bad.stderr
+
+
+def test_preview_reaches_rows_after_broken_ones(tmp_path: Path) -> None:
+    """Rows before the wanted one may be broken; the wanted row's own problem is what counts:
+    a ragged row names its cells, a row of a language whose variable has no column names it."""
+    args = ["--template", EXAMPLE / "templates"]
+    ragged = mailpacer(
+        "preview", EXAMPLE / "workers-with-mistakes.csv", *args, "--row", "5", cwd=tmp_path
+    )
+    assert ragged.returncode == 3 and "row 5: has 6 cells, the header has 7" in ragged.stderr
+    injected = mailpacer(
+        "preview", EXAMPLE / "workers-with-mistakes.csv", *args, "--row", "8", cwd=tmp_path
+    )
+    assert injected.returncode == 3
+    assert "row 8: en: missing variable: 'site' is undefined" in injected.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mailpacer.compose.composer import Composer
-from mailpacer.compose.recipients import iter_recipients
+from mailpacer.compose.recipients import Recipient, RecipientsFile, make_recipient, ragged_problem
 from mailpacer.compose.template import load_template
 from mailpacer.errors import InputError, Problem
 
@@ -46,12 +46,7 @@ def preview(
     composer = Composer(
         template, sender=sender, campaign_key="preview", base_dir=recipients_csv.resolve().parent
     )
-    for recipient in iter_recipients(recipients_csv):
-        if row is None or recipient.row == row:
-            break
-    else:
-        wanted = f"row {row}" if row is not None else "any recipient"
-        raise InputError(Problem(f"no {wanted} in the file", file=str(recipients_csv)))
+    recipient = _find_row(recipients_csv, row)
     try:
         message = composer.render(recipient.variables)
     except InputError as exc:
@@ -66,6 +61,21 @@ def preview(
     eml.write_bytes(message)
     html.write_text(browser_html(parsed), encoding="utf-8")
     return Preview(recipient.row, recipient.email, str(parsed["Subject"]), eml, html, len(message))
+
+
+def _find_row(recipients_csv: Path, row: int | None) -> Recipient:
+    """Data row ``row`` (default: the first); other rows' problems do not matter here."""
+    source = RecipientsFile(recipients_csv)
+    for number, cells in source.rows():
+        if row is None or number == row:
+            source.close()
+            if len(cells) != len(source.header):
+                raise InputError(
+                    ragged_problem(source.name, number, len(cells), len(source.header))
+                )
+            return make_recipient(source.header, number, cells)
+    wanted = f"row {row}" if row is not None else "any recipient"
+    raise InputError(Problem(f"no {wanted} in the file", file=str(recipients_csv)))
 
 
 def browser_html(message: EmailMessage) -> str:

@@ -132,6 +132,15 @@ def ragged_problem(path: str, row: int, found: int, expected: int) -> Problem:
     )
 
 
+def make_recipient(header: list[str], row: int, cells: list[str]) -> Recipient:
+    """The recipient of a row with as many cells as the header (known columns trimmed)."""
+    variables = dict(zip(header, cells, strict=True))
+    for key in KNOWN_COLUMNS:
+        if key in variables:
+            variables[key] = variables[key].strip()
+    return Recipient(row, variables["email"], variables)
+
+
 def iter_recipients(
     recipients_csv: Path, *, skip_rows: frozenset[int] = frozenset()
 ) -> Iterator[Recipient]:
@@ -145,11 +154,7 @@ def iter_recipients(
             continue
         if len(cells) != width:
             raise InputError(ragged_problem(source.name, row, len(cells), width))
-        variables = dict(zip(header, cells, strict=True))
-        for key in KNOWN_COLUMNS:
-            if key in variables:
-                variables[key] = variables[key].strip()
-        yield Recipient(row, variables["email"], variables)
+        yield make_recipient(header, row, cells)
 
 
 def _decode_problem(path: Path) -> Problem:

@@ -17,9 +17,9 @@ from pathlib import Path
 from mailpacer.compose.attachments import AttachmentError, resolve_inside
 from mailpacer.compose.composer import Composer
 from mailpacer.compose.recipients import (
-    KNOWN_COLUMNS,
     AddressChecker,
     RecipientsFile,
+    make_recipient,
     ragged_problem,
 )
 from mailpacer.compose.template import Language, Template, load_template
@@ -203,11 +203,7 @@ def _scan(
                 affected[language.code] = affected.get(language.code, 0) + 1
                 bad.bad_rows.add(row)
             elif language.code not in samples and row not in bad.bad_rows:
-                variables = dict(zip(header, cells, strict=True))
-                for column in KNOWN_COLUMNS:
-                    if column in variables:
-                        variables[column] = variables[column].strip()
-                samples[language.code] = (row, variables)
+                samples[language.code] = (row, make_recipient(header, row, cells).variables)
         if attachment_at is not None and (path := cells[attachment_at].strip()):
             if path not in attachments:
                 try:
