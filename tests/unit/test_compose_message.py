@@ -354,3 +354,28 @@ def test_any_values_render_a_valid_message(
     assert str(escape(worker_id)) in content(message, "html").replace("\n", "")
     (image,) = [p for p in message.walk() if p.get_content_type() == "image/png"]
     assert decode_qr(image.get_payload(decode=True)) == "https://checkin.example.com/c/" + worker_id
+
+
+def test_list_unsubscribe_from_template_toml(tmp_path: Path) -> None:
+    """template.toml's list_unsubscribe is rendered per recipient; a Jinja error in it is a
+    template.toml problem."""
+    directory = write_tree(
+        tmp_path,
+        {
+            **SIMPLE,
+            "template.toml": (
+                'list_unsubscribe = "mailto:leave@example.com?subject={{ email }}, '
+                'https://example.com/u/{{ code }}"\n'
+            ),
+        },
+    )
+    composer = Composer(
+        load_template(directory), sender="a@example.com", campaign_key="c", base_dir=tmp_path
+    )
+    message = parse(composer.render({"email": "b@example.com", "name": "B", "code": "7"}))
+    assert message["List-Unsubscribe"] == (
+        "<mailto:leave@example.com?subject=b@example.com>, <https://example.com/u/7>"
+    )
+    (directory / "template.toml").write_text('list_unsubscribe = "{{ oops"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="list_unsubscribe: unexpected end of template"):
+        load_template(directory)

@@ -31,7 +31,12 @@ from mailpacer.errors import InputError, Problem
 
 
 class Composer:
-    """Renders complete messages of one campaign (see the module docstring)."""
+    """Renders complete messages of one campaign (see the module docstring).
+
+    ``list_unsubscribe`` (default: ``template.toml``'s) is a Jinja2 string rendered per
+    recipient, e.g. ``mailto:leave@example.com?subject={{ email }}``; items are comma-separated
+    and get ``<>`` when they lack them.
+    """
 
     def __init__(
         self,
@@ -53,10 +58,9 @@ class Composer:
         self._from = address_header("From", name, address)
         self._domain = header_address(address).rpartition("@")[2]
         self._key = campaign_key.encode("utf-8") + b"\0"
+        unsubscribe = list_unsubscribe or template.list_unsubscribe
         self._unsubscribe = (
-            make_environment(template.directory).from_string(list_unsubscribe)
-            if list_unsubscribe
-            else None
+            make_environment(template.directory).from_string(unsubscribe) if unsubscribe else None
         )
         shared = [load_attachment(path) for path in template.attachments]
         seed = hashlib.blake2b(self._key, digest_size=8).hexdigest()

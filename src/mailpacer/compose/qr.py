@@ -33,8 +33,9 @@ def qr_png(value: str, *, scale: int = 8, ec: str = "M", mask: int | None = None
     """Encode ``value`` (UTF-8 text) as a QR code PNG with ``scale`` pixels per module.
 
     ``mask`` fixes the data mask pattern (0-7); ``None`` lets the encoder score all eight and pick
-    the best (the standard's choice, about 7× slower). Raises ``ValueError`` for an empty or too
-    long value, an unknown error-correction level, a mask or a scale out of range.
+    the best (the standard's choice, about 7× slower). Non-ASCII text is marked UTF-8 (ECI 26).
+    Raises ``ValueError`` for an empty or too long value, an unknown error-correction level, a
+    mask or a scale out of range.
     """
     if ec not in EC_LEVELS:
         raise ValueError(f"QR error correction must be one of {', '.join(EC_LEVELS)}, not {ec!r}")

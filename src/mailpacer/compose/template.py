@@ -33,7 +33,13 @@ from mailpacer.errors import InputError, Problem
 CONFIG_FILE = "template.toml"
 SUBJECT, TEXT, HTML = "subject.txt", "body.txt", "body.html"
 DEFAULT_ATTACHMENT_COLUMN = "attachment"
-_CONFIG_KEYS = {"fallback_language", "attachments", "attachment_column", "qr_mask"}
+_CONFIG_KEYS = {
+    "fallback_language",
+    "attachments",
+    "attachment_column",
+    "qr_mask",
+    "list_unsubscribe",
+}
 _LANGUAGE_DIR = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _TOML_WHERE = re.compile(r"\(at line (\d+), column (\d+)\)")
 #: names that are never row variables: our helpers and Jinja2's default globals
@@ -66,6 +72,8 @@ class Template:
     #: QR data mask 0-7, or None to score all eight as the standard says (about 2× slower
     #: composing; fixed masks decode as well in our tests)
     qr_mask: int | None = None
+    #: ``List-Unsubscribe`` URLs (a Jinja2 string: ``mailto:...?subject={{ email }}``), or None
+    list_unsubscribe: str | None = None
 
     def __repr__(self) -> str:
         fallback = f" fallback={self.fallback_language}" if self.fallback_language else ""
@@ -154,6 +162,14 @@ def load_template(template_dir: Path) -> Template:
         problems.append(
             Problem("qr_mask must be between 0 and 7", file=str(directory / CONFIG_FILE))
         )
+    unsubscribe = config.get("list_unsubscribe")
+    if isinstance(unsubscribe, str):
+        try:
+            env.parse(unsubscribe)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(
+                Problem(f"list_unsubscribe: {exc.message}", file=str(directory / CONFIG_FILE))
+            )
     if problems:
         raise InputError(problems)
     return Template(
@@ -163,6 +179,7 @@ def load_template(template_dir: Path) -> Template:
         attachments=attachments,
         attachment_column=str(column),
         qr_mask=qr_mask if isinstance(qr_mask, int) and not isinstance(qr_mask, bool) else None,
+        list_unsubscribe=unsubscribe if isinstance(unsubscribe, str) else None,
     )
 
 
@@ -190,6 +207,7 @@ def _read_config(directory: Path, problems: list[Problem]) -> dict[str, object]:
         "attachments": list,
         "attachment_column": str,
         "qr_mask": int,
+        "list_unsubscribe": str,
     }
     for key, kind in expected.items():
         if key in config and not isinstance(config[key], kind):
