@@ -465,16 +465,19 @@ class Pacer:
             self._run_first = None
             measured = self._recent_rate()
             ceiling = self._rate_ceiling
-            if rate is not None and ceiling is not None and rate > ceiling:  # a probe failed
+            if rate is not None and ceiling is not None:  # throttled near the limit again
                 self._hold = min(self._hold * 2, 32)
-            if rate is not None:  # paced, so barely over: just under what passed, or at least
-                # under the pace before the last increase, which held
-                self._rate_ceiling = max(min(rate, measured or rate), self._held_rate or 0.0)
-                new = backoff * self._rate_ceiling
-            elif measured is not None:  # unpaced: bursts, no idea how far over; halve what passed
-                new = 0.5 * measured
-            else:
-                new = 0.5 * (rate or 2.0)
+            held = self._held_rate
+            if rate is not None:  # paced, so barely over: just under what passed
+                low = min(rate, measured or rate)
+                if ceiling is not None and rate <= ceiling:  # a limit that held no longer does
+                    low = min(low, 0.99 * ceiling)
+                elif held is not None and held > low:  # past the pace before the last increase,
+                    low = math.sqrt(held * rate)  # which held: the limit lies between the two
+                self._rate_ceiling = low
+                new = backoff * low
+            else:  # unpaced: bursts, no idea how far over; halve what passed
+                new = 0.5 * (measured or 2.0)
         elif rate is None or not fresh:
             new = rate if rate is not None else 1.0
         elif (passed := self._run_rate()) is not None:  # what the server lets through
@@ -491,12 +494,12 @@ class Pacer:
             elif self._fresh_outcomes >= 2 and not self._fresh_accepts:
                 new = min(new, 0.5 * rate)
             if new < rate:
-                self._rate_ceiling = min(self._rate_ceiling or rate, rate, bound)
+                self._rate_ceiling = min(self._rate_ceiling or rate, rate)
         if rate is None or new < rate:
             self._reserved_at_cut = self._reserved
             self._fresh_accepts = self._fresh_outcomes = 0
             if self._latency is not None:  # fewer connections, fewer slots booked at the old pace
-                needed = math.ceil(new * self._latency * 1.2) + 1
+                needed = max(1, math.ceil(new * self._latency * 1.2))
                 self._rate_conns = min(self._rate_conns or needed, needed)
         self._rate = max(min(new, rate or new), self._cfg.min_rate_per_second)
         self._since_throttle = 0
@@ -505,13 +508,18 @@ class Pacer:
         self._held_rate = None
 
     def _connections_throttled(self, now: float, open_connections: int) -> None:
-        limit = max(1, open_connections)
-        base = self._probe_base
-        if base is not None and limit <= base:
+        working = max(1, open_connections)
+        base, limit = self._probe_base, self._conn_limit
+        if base is not None:  # the probe one above the limit was refused: wait longer next time
             self._conn_quiet = min(self._cfg.connection_quiet_max_seconds, 2 * self._conn_quiet)
+            limit = base
+        elif limit is None:  # ramping: what worked before this one (some may be reconnecting)
+            limit = max(working, self._target - 1)
+        else:  # refused within the limit: the server has less room now; step down one at a time
+            limit = max(working, limit - 1)
         self._probe_base = None
-        self._conn_limit = limit
-        self._target = min(self._target, limit)
+        self._conn_limit = max(1, limit)
+        self._target = min(self._target, self._conn_limit)
         self._conn_throttled_at = now
         self._conn_successes = 0
         self._since_throttle = 0

@@ -65,6 +65,7 @@ class FakeClock:
 class _Conn:
     ident: int
     count: int = 0  #: messages accepted on this connection
+    admitted: bool = False  #: the server had a slot when the TCP connection arrived
 
 
 @dataclass
@@ -162,7 +163,10 @@ class _Sim:
             self.open + self.connecting < self.pacer.target_connections
         ):
             self.connecting += 1
-            self.at(self.m.connect_time, "connected", _Conn(next(self.ids)))
+            conn = _Conn(next(self.ids))
+            conn.admitted = self.srv_open < self.m.max_connections  # the server counts at accept
+            self.srv_open += conn.admitted
+            self.at(self.m.connect_time, "connected", conn)
 
     def on_wake(self, _: _Conn | None) -> None:
         self.fill()
@@ -170,10 +174,9 @@ class _Sim:
     def on_connected(self, conn: _Conn | None) -> None:
         assert conn is not None
         self.connecting -= 1
-        if self.srv_open >= self.m.max_connections:
+        if not conn.admitted:
             self.observe(V.THROTTLE_CONNECTIONS)
         else:
-            self.srv_open += 1
             self.open += 1
             self.pacer.on_connected(self.open)
             self.on_next(conn)
@@ -275,7 +278,7 @@ class _Sim:
             self.since_throttle = 0
             self.after_throttle = (rate, target)
             if verdict is V.THROTTLE_CONNECTIONS:
-                self.conn_throttle = (now, max(1, self.open))
+                self.conn_throttle = (now, pacer.limits.connections or 1)
         elif verdict is V.ACCEPTED:
             self.since_throttle += 1
             if self.since_throttle < 5 and (
@@ -285,7 +288,7 @@ class _Sim:
         if self.conn_throttle is not None:
             when, limit = self.conn_throttle
             if target > limit and now - when < self.cfg.connection_quiet_seconds:
-                self.violations.append(f"{now:.2f}: {target} connections above limit {limit}")
+                self.violations.append(f"{now:.2f}: {target} connections, above limit {limit}")
         if self.ceilings.connections is not None and target > self.ceilings.connections:
             self.violations.append(f"{now:.2f}: above the connection ceiling")
         if self.ceilings.rate_per_minute is not None and rate > self.ceilings.rate_per_minute / 60:
