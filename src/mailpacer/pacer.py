@@ -71,7 +71,7 @@ class Pacer:
         # connections
         self._conn_limit = learned.connections
         self._target = learned.connections or 1
-        self._conn_throttled_at = now if learned.connections else -math.inf
+        self._conn_changed_at = now if learned.connections else -math.inf
         self._conn_quiet = self._cfg.connection_quiet_seconds
         self._probe_base: int | None = None
         self._conn_successes = 0
@@ -251,6 +251,7 @@ class Pacer:
         ):
             self._conn_limit = open_connections  # the probe held: the server allows more
             self._probe_base = None
+            self._conn_changed_at = now
             self._conn_quiet = max(self._cfg.connection_quiet_min_seconds, self._conn_quiet / 2)
         if not backlog or open_connections < self._target or self._conn_successes < self._target:
             return
@@ -263,7 +264,7 @@ class Pacer:
         if limit is None or self._target < limit:
             self._target += 1
             self._conn_successes = 0
-        elif now - self._conn_throttled_at >= self._conn_quiet:
+        elif now - self._conn_changed_at >= self._conn_quiet:
             self._target = limit + 1  # probe one above the learned limit
             self._probe_base = limit
             self._conn_successes = 0
@@ -281,7 +282,7 @@ class Pacer:
         self._probe_base = None
         self._conn_limit = max(1, limit)
         self._target = min(self._target, self._conn_limit)
-        self._conn_throttled_at = now
+        self._conn_changed_at = now
         self._conn_successes = 0
         self._since_throttle = 0
         if open_connections == 0:  # not even one slot: the route waits, a little longer each time
@@ -300,6 +301,9 @@ class Pacer:
 
     def _quota_reached(self, now: float, hint: float | None) -> None:
         """The quota is used up: learn how many passed, wait for the window (then probe)."""
+        self._since_throttle = 0
+        if now < self._blocked_until:
+            return  # the answer to a message sent before this pause began: nothing new
         window = self._quota_limits()[1]
         if window is not None:
             self._trim_window(now, window)
@@ -315,6 +319,5 @@ class Pacer:
         else:  # nothing says when the window resets: wait, then probe, longer each time
             wait = self._quota_wait
             self._quota_wait = min(self._cfg.quota_wait_max_seconds, 2 * self._quota_wait)
-        self._blocked_until = max(self._blocked_until, now + wait)
+        self._blocked_until = now + wait
         self._sent_since_quota = 0
-        self._since_throttle = 0

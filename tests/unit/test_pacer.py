@@ -1,0 +1,419 @@
+"""The pacer, rule by rule, with a fake clock; and its Limits value object."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from simserver import FakeClock
+
+from mailpacer.classify import Verdict
+from mailpacer.errors import ConfigError
+from mailpacer.pacer import Limits, Pacer, PacerConfig
+
+V = Verdict
+
+
+def make(**kwargs: object) -> tuple[Pacer, FakeClock]:
+    """A pacer on a fake clock at t=0."""
+    clock = FakeClock()
+    return Pacer(clock, **kwargs), clock  # type: ignore[arg-type]
+
+
+def accept(
+    pacer: Pacer, clock: FakeClock, n: int, *, gap: float = 0.1, backlog: bool = True
+) -> None:
+    """n messages accepted ``gap`` seconds apart on all open connections (reserve, then observe)."""
+    for _ in range(n):
+        clock.now += pacer.reserve() + gap
+        pacer.observe(V.ACCEPTED, open_connections=pacer.target_connections, backlog=backlog)
+
+
+def connect_all(pacer: Pacer) -> None:
+    """Open connections up to the target, as the engine would."""
+    pacer.on_connected(pacer.target_connections)
+
+
+# ---- Limits --------------------------------------------------------------------------------
+
+
+def test_limits_round_trip_through_a_dict() -> None:
+    """to_dict / from_dict keep every field; unknown keys from newer versions are ignored."""
+    limits = Limits(2, 120.0, 100, 2000, 86400.0)
+    data = limits.to_dict()
+    assert data == {
+        "connections": 2,
+        "rate_per_minute": 120.0,
+        "messages_per_connection": 100,
+        "quota": 2000,
+        "quota_window_seconds": 86400.0,
+    }
+    assert Limits.from_dict({**data, "colour": "red"}) == limits
+    assert Limits.from_dict({}) == Limits()
+
+
+@pytest.mark.parametrize(
+    ("limits", "text"),
+    [
+        (
+            Limits(2, 120.0, 100),
+            "2 connections, about 120 messages a minute, 100 messages per connection",
+        ),
+        (Limits(connections=1, rate_per_minute=2.5), "1 connection, about 2.5 messages a minute"),
+        (
+            Limits(rate_per_minute=0.5, messages_per_connection=1),
+            "about 30.0 messages an hour, 1 message per connection",
+        ),
+        (Limits(quota=2000, quota_window_seconds=86400), "2000 messages per day"),
+        (Limits(quota=500, quota_window_seconds=7200), "500 messages per 2 hours"),
+        (Limits(quota=10, quota_window_seconds=90), "10 messages per 90 seconds"),
+        (Limits(quota=10), "10 messages per quota window"),
+        (Limits(), "no limits learned yet"),
+    ],
+)
+def test_limits_describe_for_humans(limits: Limits, text: str) -> None:
+    """describe() says what the server allows in plain words."""
+    assert limits.describe() == text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"connections": 0}, "connections"),
+        ({"rate_per_minute": -1.0}, "rate_per_minute"),
+        ({"quota": math.inf}, "quota"),
+        ({"messages_per_connection": True}, "messages_per_connection"),
+        ({"quota_window_seconds": "1h"}, "quota_window_seconds"),
+    ],
+)
+def test_bad_limits_are_config_errors(kwargs: dict[str, object], key: str) -> None:
+    """Zero, negative, infinite or non-numeric limits are refused, naming the field."""
+    with pytest.raises(ConfigError) as info:
+        Limits(**kwargs)  # type: ignore[arg-type]
+    assert info.value.key == key
+
+
+# ---- starting state -------------------------------------------------------------------------
+
+
+def test_told_nothing_starts_with_one_connection_and_no_rate() -> None:
+    """A fresh pacer: one connection, no pacing, nothing blocked, no per-connection cap."""
+    pacer, _ = make()
+    assert repr(pacer) == "<Pacer connections=0/1 rate=unlimited ramping>"
+    assert pacer.reserve() == 0.0
+    assert pacer.blocked_for() == 0.0
+    assert pacer.messages_per_connection is None
+    assert pacer.limits == Limits()
+
+
+def test_learned_limits_are_the_starting_point() -> None:
+    """Learned limits start the pacer there: connections at the limit, rate just under it."""
+    pacer, _ = make(learned=Limits(connections=3, rate_per_minute=120, messages_per_connection=40))
+    assert pacer.target_connections == 3
+    assert pacer.rate_per_second == pytest.approx(0.95 * 2)
+    assert pacer.messages_per_connection == 40
+    assert repr(pacer) == "<Pacer connections=0/3 rate=1.9/s steady>"
+    assert pacer.limits.describe() == (
+        "3 connections, about 120 messages a minute, 40 messages per connection"
+    )
+
+
+def test_ceilings_are_hard() -> None:
+    """Configured ceilings bound the connections, the pace and the per-connection count."""
+    pacer, clock = make(
+        learned=Limits(connections=5, rate_per_minute=600),
+        ceilings=Limits(connections=2, rate_per_minute=60, messages_per_connection=10),
+    )
+    assert pacer.target_connections == 2
+    assert pacer.rate_per_second == 1.0
+    assert pacer.messages_per_connection == 10
+    waits = [pacer.reserve() for _ in range(3)]
+    assert waits == [0.0, 1.0, 2.0]
+    connect_all(pacer)
+    accept(pacer, clock, 500, gap=1.0)
+    assert pacer.target_connections == 2
+    assert pacer.rate_per_second == 1.0
+
+
+# ---- connections ---------------------------------------------------------------------------
+
+
+def test_connections_grow_while_every_slot_is_busy() -> None:
+    """+1 connection after each connection-count worth of successes, only with a backlog."""
+    pacer, clock = make()
+    connect_all(pacer)
+    accept(pacer, clock, 1)
+    assert pacer.target_connections == 2
+    connect_all(pacer)
+    accept(pacer, clock, 2)
+    assert pacer.target_connections == 3
+    connect_all(pacer)
+    accept(pacer, clock, 50, backlog=False)
+    assert pacer.target_connections == 3  # no backlog: no growth
+
+
+def test_connection_throttle_sets_the_limit_and_probes_only_after_quiet() -> None:
+    """A 421 greeting with 2 working connections makes 2 the limit; one more only after 60 s."""
+    pacer, clock = make()
+    for _ in range(3):
+        connect_all(pacer)
+        accept(pacer, clock, pacer.target_connections)
+    assert pacer.target_connections == 4
+    pacer.observe(V.THROTTLE_CONNECTIONS, open_connections=3, backlog=True)
+    assert (pacer.target_connections, pacer.limits.connections) == (3, 3)
+    assert repr(pacer) == "<Pacer connections=3/3 rate=unlimited throttled>"
+    accept(pacer, clock, 300, gap=0.1)  # 30 s: not quiet long enough to probe
+    assert pacer.target_connections == 3
+    assert repr(pacer) == "<Pacer connections=3/3 rate=unlimited steady>"
+    throttled_at = clock.now - 30
+    while pacer.target_connections == 3 and clock.now < 1000:
+        accept(pacer, clock, 1, gap=0.1)
+    assert pacer.target_connections == 4
+    assert clock.now - throttled_at == pytest.approx(60, abs=0.2)
+    pacer.on_connected(3)
+    assert repr(pacer) == "<Pacer connections=3/4 rate=unlimited probing>"
+
+
+def test_failed_probe_doubles_the_quiet_period() -> None:
+    """A probe refused again waits twice as long before the next probe."""
+    pacer, clock = make(learned=Limits(connections=2))
+    connect_all(pacer)
+    while pacer.target_connections == 2 and clock.now < 1000:
+        accept(pacer, clock, 1, gap=0.1)
+    assert clock.now == pytest.approx(60, abs=0.2)  # learned limits count as just throttled
+    pacer.observe(V.THROTTLE_CONNECTIONS, open_connections=2, backlog=True)
+    assert pacer.target_connections == 2
+    started = clock.now
+    while pacer.target_connections == 2 and clock.now - started < 1000:
+        accept(pacer, clock, 1, gap=0.5)
+    assert clock.now - started == pytest.approx(120, abs=1)
+
+
+def test_successful_probe_raises_the_limit() -> None:
+    """A probe connection that works becomes part of the limit."""
+    pacer, clock = make(learned=Limits(connections=2))
+    connect_all(pacer)
+    accept(pacer, clock, 610, gap=0.1)
+    pacer.on_connected(3)
+    accept(pacer, clock, 3)
+    assert pacer.limits.connections == 3
+
+
+def test_no_slot_at_all_blocks_the_route_with_backoff() -> None:
+    """When even the first connection is refused the route waits 5 s, then 10 s, ..."""
+    pacer, clock = make()
+    pacer.observe(V.THROTTLE_CONNECTIONS, open_connections=0, backlog=True)
+    assert pacer.blocked_for() == 5.0
+    assert repr(pacer) == "<Pacer connections=0/1 rate=unlimited blocked>"
+    clock.now += 5
+    pacer.observe(V.THROTTLE_CONNECTIONS, open_connections=0, backlog=True)
+    assert pacer.blocked_for() == 10.0
+    clock.now += 10
+    pacer.on_connected(1)
+    pacer.observe(V.THROTTLE_CONNECTIONS, open_connections=0, backlog=True)
+    assert pacer.blocked_for() == 5.0  # a connection got in: the backoff starts over
+
+
+def test_refusal_within_the_limit_steps_down_by_one() -> None:
+    """A 421 while below the known limit (the server has less room now) lowers it by one."""
+    pacer, _ = make(learned=Limits(connections=4))
+    pacer.observe(V.THROTTLE_CONNECTIONS, open_connections=1, backlog=True)
+    assert pacer.limits.connections == 3
+
+
+# ---- rate -------------------------------------------------------------------------------------
+
+
+def test_first_rate_throttle_paces_under_what_passed() -> None:
+    """Unpaced and throttled: the pace becomes half of the accepted rate just measured."""
+    pacer, clock = make()
+    connect_all(pacer)
+    accept(pacer, clock, 20, gap=0.1)  # 10 messages a second passed
+    pacer.observe(V.THROTTLE_RATE, open_connections=1, backlog=True)
+    assert pacer.rate_per_second == pytest.approx(5.0)
+    assert [round(pacer.reserve(), 6) for _ in range(3)] == [0.0, 0.2, 0.4]
+    assert repr(pacer) == "<Pacer connections=1/1 rate=5.0/s throttled>"
+
+
+def test_rate_throttle_without_data_starts_slow() -> None:
+    """A throttle on the very first message sets a modest pace to grow from."""
+    pacer, _ = make()
+    pacer.reserve()
+    pacer.observe(V.THROTTLE_RATE, open_connections=1, backlog=True)
+    assert pacer.rate_per_second == 1.0
+
+
+def test_never_speeds_up_during_a_run_of_throttles() -> None:
+    """Throttles interleaved with a few successes never raise the pace or the connections."""
+    pacer, clock = make(learned=Limits(rate_per_minute=600, connections=3))
+    connect_all(pacer)
+    accept(pacer, clock, 100)
+    before = (pacer.rate_per_second or math.inf, pacer.target_connections)
+    for _ in range(20):
+        pacer.observe(V.THROTTLE_RATE, open_connections=3, backlog=True)
+        after = (pacer.rate_per_second or math.inf, pacer.target_connections)
+        assert after[0] <= before[0] and after[1] <= before[1]
+        accept(pacer, clock, 3)
+        assert (pacer.rate_per_second or math.inf, pacer.target_connections) <= after
+        before = (pacer.rate_per_second or math.inf, pacer.target_connections)
+
+
+def test_pace_grows_back_when_quiet() -> None:
+    """After a run the pace climbs back to just under the measured limit."""
+    pacer, clock = make(learned=Limits(rate_per_minute=600))
+    connect_all(pacer)
+    limit = 10.0
+    for _ in range(5):
+        pacer.observe(V.THROTTLE_RATE, open_connections=1, backlog=True)
+    low = pacer.rate_per_second
+    assert low is not None and low < 0.95 * limit
+    accept(pacer, clock, 400, gap=0.0)
+    rate = pacer.rate_per_second
+    assert rate is not None and rate > low
+
+
+def test_retry_after_on_a_throttle_pauses_the_route() -> None:
+    """A throttle that says "try again in 5 minutes" blocks the whole route for 300 s."""
+    pacer, clock = make()
+    pacer.observe(V.THROTTLE_RATE, open_connections=1, backlog=True, retry_after=300)
+    assert pacer.blocked_for() == 300.0
+    clock.now += 300
+    assert pacer.blocked_for() == 0.0
+
+
+@pytest.mark.parametrize(
+    "verdict",
+    [V.GREYLIST, V.TRANSIENT, V.RECIPIENT_REJECTED, V.MESSAGE_REJECTED, V.AMBIGUOUS],
+)
+def test_message_level_verdicts_leave_the_route_alone(verdict: Verdict) -> None:
+    """Greylisting (even with a hint), transient and rejected verdicts do not change pacing."""
+    pacer, _ = make(learned=Limits(connections=2, rate_per_minute=60))
+    pacer.on_connected(2)
+    before = repr(pacer), pacer.limits
+    pacer.observe(verdict, open_connections=2, backlog=True, retry_after=60)
+    assert (repr(pacer), pacer.limits) == before
+    assert pacer.blocked_for() == 0.0
+
+
+# ---- per connection -------------------------------------------------------------------------
+
+
+def test_per_connection_cap_is_learned_and_only_lowered() -> None:
+    """The count a connection carried before its 421 becomes the cap; MAILMAX lowers it too."""
+    pacer, _ = make()
+    pacer.observe(
+        V.THROTTLE_PER_CONNECTION, open_connections=2, backlog=True, messages_on_connection=0
+    )
+    assert pacer.messages_per_connection is None
+    pacer.observe(
+        V.THROTTLE_PER_CONNECTION, open_connections=2, backlog=True, messages_on_connection=50
+    )
+    pacer.observe(
+        V.THROTTLE_PER_CONNECTION, open_connections=2, backlog=True, messages_on_connection=60
+    )
+    assert pacer.messages_per_connection == 50
+    pacer.observe(
+        V.THROTTLE_PER_CONNECTION, open_connections=2, backlog=True, messages_on_connection=40
+    )
+    assert pacer.messages_per_connection == 40
+    pacer.apply_server_limits(mailmax=30)
+    pacer.apply_server_limits(mailmax=None)
+    assert pacer.messages_per_connection == 30
+    assert pacer.limits.messages_per_connection == 40
+
+
+def test_mailmax_alone_is_reported() -> None:
+    """A LIMITS MAILMAX from EHLO is what the report shows when nothing else was learned."""
+    pacer, _ = make()
+    pacer.apply_server_limits(mailmax=100)
+    assert pacer.limits.describe() == "100 messages per connection"
+
+
+# ---- quota ------------------------------------------------------------------------------------
+
+
+def test_quota_without_window_waits_an_hour_then_probes() -> None:
+    """A quota verdict: learn the count sent, wait the default hour, double it if still over."""
+    pacer, clock = make()
+    connect_all(pacer)
+    accept(pacer, clock, 150)
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True)
+    assert pacer.limits.quota == 150
+    assert pacer.blocked_for() == 3600.0
+    assert repr(pacer).endswith("blocked>")
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True)  # in flight before the pause
+    assert pacer.blocked_for() == 3600.0
+    clock.now += 3600
+    assert pacer.blocked_for() == 0.0
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True)  # the probe: still over
+    assert pacer.blocked_for() == 7200.0
+    assert pacer.limits.quota == 150
+
+
+def test_quota_honours_the_servers_hint() -> None:
+    """A quota reply saying when to come back is believed."""
+    pacer, _ = make(config=PacerConfig(quota_wait_seconds=10))
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True, retry_after=900)
+    assert pacer.blocked_for() == 900.0
+
+
+def test_known_quota_window_blocks_before_the_server_has_to_say_so() -> None:
+    """With a learned quota and window, the pacer stops at the quota and resumes as sends age."""
+    pacer, clock = make(learned=Limits(quota=10, quota_window_seconds=100))
+    connect_all(pacer)
+    accept(pacer, clock, 10, gap=1.0)  # sends at t=1..10
+    assert pacer.blocked_for() == pytest.approx(91.0)  # the first ages out at t=101
+    clock.now = 101.5
+    assert pacer.blocked_for() == 0.0
+
+
+def test_quota_with_configured_window_waits_for_the_oldest_to_age_out() -> None:
+    """On a quota verdict with a configured window, the wait ends when the window moves on."""
+    pacer, clock = make(ceilings=Limits(quota_window_seconds=100))
+    connect_all(pacer)
+    accept(pacer, clock, 5, gap=2.0)  # t=2..10
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True)
+    assert pacer.blocked_for() == pytest.approx(92.0)
+    assert pacer.limits.quota == 5
+
+
+def test_state_words_in_repr() -> None:
+    """The repr shows open/target connections, the pace and one state word."""
+    pacer, clock = make(learned=Limits(rate_per_minute=120))
+    pacer.on_connected(1)
+    assert repr(pacer) == "<Pacer connections=1/1 rate=1.9/s steady>"
+    pacer.on_closed(0)
+    assert repr(pacer) == "<Pacer connections=0/1 rate=1.9/s steady>"
+    assert pacer.state == "steady"
+    clock.now += 1
+    assert "blocked" not in repr(pacer)
+
+
+def test_connection_beyond_the_limit_counts_as_a_probe() -> None:
+    """If the engine opens one more than the learned limit and it works, the limit grows."""
+    pacer, clock = make(learned=Limits(connections=2))
+    pacer.on_connected(3)
+    for _ in range(3):
+        clock.now += 0.1
+        pacer.observe(V.ACCEPTED, open_connections=3, backlog=True)
+    assert pacer.limits.connections == 3
+
+
+def test_outcomes_without_bookings_are_tolerated() -> None:
+    """Outcomes reported without reserve() (or before the booked start) do not break pacing."""
+    pacer, _ = make(learned=Limits(rate_per_minute=600))
+    for _ in range(5):
+        pacer.observe(V.ACCEPTED, open_connections=1, backlog=True)
+    waits = [pacer.reserve() for _ in range(3)]
+    pacer.observe(V.ACCEPTED, open_connections=1, backlog=True)  # before its slot began
+    assert waits[1] > 0
+    assert pacer.rate_per_second == pytest.approx(9.5)
+
+
+def test_rate_growth_stops_at_the_configured_ceiling() -> None:
+    """Growing back after a throttle never passes a configured rate ceiling."""
+    pacer, clock = make(learned=Limits(rate_per_minute=600), ceilings=Limits(rate_per_minute=612))
+    connect_all(pacer)
+    accept(pacer, clock, 2000, gap=0.0)
+    rate = pacer.rate_per_second
+    assert rate is not None and rate <= 10.2
