@@ -306,7 +306,7 @@ _4XX = frozenset({4})
 _5XX = frozenset({5})
 _45XX = frozenset({4, 5})
 _CONN_WORDS = (
-    r"too many (?:concurrent |simultaneous |smtp )*connections|concurrent connection"
+    r"too many (?:concurrent |simultaneous |smtp )*connections|concurrent (?:\w+ )?connection"
     r"|sender thread limit|connection (?:count )?limit|\bHL:ICC\b|connections? per (?:ip|host)"
 )
 _RATE_WORDS = (
@@ -397,20 +397,20 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         text=r"reject|denied|not permitted|blocked|black ?list|block ?list|\brbl\b|spam|policy"
         r"|whitelist|allowlist|reputation|\bDT:|\bWM:BL",
     ),
-    # --- "try again later" on a 4xx is a request to slow down (Gmail: "421 4.7.0 Try again later,
-    # closing connection." even at the greeting)
-    Rule(
-        "rate-try-later",
-        V.THROTTLE_RATE,
-        classes=_4XX,
-        text=r"try (?:again )?later|retry later|come back later|temporarily deferred",
-    ),
-    # --- a bare 421 as the greeting: the server has no slot for us
+    # --- any other 421 as the greeting: the server has no slot for us now (Gmail's "421 4.7.0
+    # Try again later, closing connection." too: the fix is one connection fewer, not a slower pace)
     Rule(
         "greeting-421",
         V.THROTTLE_CONNECTIONS,
         codes=frozenset({421}),
         phases=frozenset({P.CONNECT, P.EHLO}),
+    ),
+    # --- "try again later" on a 4xx in a session is a request to slow down
+    Rule(
+        "rate-try-later",
+        V.THROTTLE_RATE,
+        classes=_4XX,
+        text=r"try (?:again )?later|retry later|come back later|temporarily deferred",
     ),
     # --- weak rate signs: 4.7.x / 4.2.1 on a 4xx
     Rule("rate-enhanced", V.THROTTLE_RATE, classes=_4XX, enhanced=("4.7", "4.2.1")),

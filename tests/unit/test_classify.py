@@ -30,10 +30,18 @@ REAL_REPLIES: list[tuple[str, int | None, str, Phase, int, Verdict]] = [
     (
         "gmail",
         421,
+        "4.7.0 Try again later, closing connection. - gsmtp",
+        P.MAIL,
+        12,
+        V.THROTTLE_RATE,
+    ),
+    (
+        "gmail",
+        421,
         "4.7.0 Try again later, closing connection. (EHLO) - gsmtp",
         P.CONNECT,
         0,
-        V.THROTTLE_RATE,
+        V.THROTTLE_CONNECTIONS,
     ),
     (
         "gmail",
@@ -291,6 +299,15 @@ REAL_REPLIES: list[tuple[str, int | None, str, Phase, int, Verdict]] = [
     ),
     ("sendgrid", 451, "Temporary local problem - please try later", P.DATA_END, 0, V.TRANSIENT),
     ("sendgrid", 451, "Authentication failed: Maximum credits exceeded", P.MAIL, 100, V.QUOTA),
+    (
+        "exchange",
+        421,
+        "4.3.2 The maximum number of concurrent server connections has exceeded a limit, "
+        "closing transmission channel",
+        P.CONNECT,
+        0,
+        V.THROTTLE_CONNECTIONS,
+    ),
     # --- Postfix (anvil, postscreen, smtpd; postgrey)
     (
         "postfix",
