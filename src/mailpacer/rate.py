@@ -134,9 +134,11 @@ class RateControl:
             return  # never speed up during a run of throttles
         self._run = False
         self._grow()
-        rate, latency = self._rate, self.latency
+        rate, latency, current = self._rate, self.latency, self.needed_connections
         if rate is not None and latency is not None and self.binding:
-            self.needed_connections = math.ceil(rate * latency * 1.2) + 1
+            needed = math.ceil(rate * latency * 1.2) + 1
+            if current is None or needed > current or needed < current - 1:
+                self.needed_connections = needed  # (no churn for a change of one)
         else:
             self.needed_connections = None
 
@@ -199,7 +201,7 @@ class RateControl:
             self._booked_at_cut = self._booked
             self._fresh = self._fresh_accepts = 0
             if self.latency is not None:  # fewer connections, fewer slots booked at the old pace
-                needed = max(1, math.ceil(new * self.latency * 1.2))
+                needed = max(1, math.ceil(new * self.latency))
                 self.needed_connections = min(self.needed_connections or needed, needed)
         self._rate = max(min(new, rate or new), self._cfg.min_per_second)
         self._since_change = 0
@@ -219,7 +221,7 @@ class RateControl:
             self._hold = min(self._hold * 2, 32)
         low = min(rate, measured or rate)  # paced, so barely over: just under what passed
         if limit is not None and rate <= limit:  # a limit that held no longer does
-            low = min(low, 0.99 * limit)
+            low = min(low, 0.98 * limit)
         elif self._held is not None and self._held > low:  # past the pace before the last
             low = math.sqrt(self._held * rate)  # increase, which held: the limit is in between
         self._limit = low
