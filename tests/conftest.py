@@ -43,3 +43,13 @@ def sandbox() -> Iterator[Callable[..., Sandbox]]:
     yield start
     for sb in reversed(started):
         sb.close()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -45,3 +45,7 @@ main.add_command(config_command)
 from mailpacer.compose.preview import preview_command  # noqa: E402
 
 main.add_command(preview_command)
+from mailpacer.commands import COMMANDS  # noqa: E402
+
+for _command in COMMANDS:
+    main.add_command(_command)

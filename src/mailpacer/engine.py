@@ -116,6 +116,7 @@ class Engine:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._open = 0
         self._in_flight = 0
+        self._sending: set[int] = set()
         self._connections_made = 0
         self._connect_failures = 0
         self._connect_after = 0.0
@@ -154,7 +155,7 @@ class Engine:
         self._set_state(CampaignState.RUNNING, None)
         self._initial = self.store.stats(cid)
         self.events.emit(Event(EventKind.STARTED, cid, started, self._progress_data(started)))
-        next_poll = next_flush = next_progress = next_heartbeat = 0.0
+        next_poll = next_flush = next_progress = next_heartbeat = next_idle_check = 0.0
         try:
             while self._stop_reason is None:
                 now = time.monotonic()
@@ -170,10 +171,11 @@ class Engine:
                 if self._campaign_state() is CampaignState.RUNNING:
                     self._refill()
                     self._spawn_workers(now)
-                    if not self._queue and not self._in_flight and not self._workers_busy():
+                    if not self._queue and not self._in_flight and now >= next_idle_check:
                         self._flush()
                         if self._finished_or_idle():
                             break
+                        next_idle_check = now + self._idle_wait()
                 if now >= next_heartbeat:
                     self._heartbeat()
                     next_heartbeat = now + self.options.lease_seconds / 3
@@ -247,8 +249,12 @@ class Engine:
             self._queue.extend(claimed)
             self._work.set()
 
-    def _workers_busy(self) -> bool:
-        return any(not task.done() for task in self._workers.values()) and self._in_flight > 0
+    def _idle_wait(self) -> float:
+        """Nothing claimable now: how long until it is worth looking again."""
+        due = self.store.next_retry_at(self.campaign.id)
+        if due is None:
+            return 0.2
+        return min(1.0, max(0.05, due - time.time()))
 
     def _finished_or_idle(self) -> bool:
         """True when nothing is left; when only deferred messages remain, keep waiting for them."""
@@ -344,16 +350,22 @@ class Engine:
             retry_after=verdict.retry_after,
         )
         text = f"{reply.code or ''} {reply.text}".strip()
-        if verdict.verdict in ROUTE_THROTTLES:
-            self._run["throttles"] += 1
-            return
         if verdict.verdict is V.ROUTE_FAILURE:
             self._route_failed(f"{reply.phase.value}: {text}")
             return
+        throttled = verdict.verdict in ROUTE_THROTTLES
+        if throttled:
+            self._run["throttles"] += 1
+            if self._open > 0:
+                return  # the pacer now knows the ceiling; the open connections carry on
         self._connect_failures += 1
         backoff = min(30.0, 0.2 * 2 ** (self._connect_failures - 1))
         self._connect_after = time.monotonic() + backoff
-        if self._open == 0 and self._connect_failures >= self.options.max_connect_failures:
+        if (
+            not throttled
+            and self._open == 0
+            and self._connect_failures >= self.options.max_connect_failures
+        ):
             self._route_failed(
                 f"cannot connect to {self.route.key} ({self._connect_failures} tries): {text}"
             )
@@ -366,6 +378,7 @@ class Engine:
 
     async def _send(self, conn: Connection, message: ClaimedMessage) -> None:
         self._in_flight += 1
+        self._sending.add(message.id)
         try:
             try:
                 payload = frame_payload(self.render(message.variables))
@@ -379,6 +392,7 @@ class Engine:
             self._apply(message, reply, classify(reply, self.options.rules))
         finally:
             self._in_flight -= 1
+            self._sending.discard(message.id)
             self._work.set()
 
     def _apply(self, message: ClaimedMessage, reply: Reply, result: Classification) -> None:
@@ -447,7 +461,7 @@ class Engine:
             self.store.record(batch)
 
     def _heartbeat(self) -> None:
-        ids = [m.id for m in self._queue]
+        ids = [m.id for m in self._queue] + list(self._sending)
         if ids:
             self.store.extend_leases(self.worker, ids, time.time() + self.options.lease_seconds)
 
