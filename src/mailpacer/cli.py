@@ -49,3 +49,6 @@ from mailpacer.commands import COMMANDS  # noqa: E402
 
 for _command in COMMANDS:
     main.add_command(_command)
+from mailpacer.demo import demo_command  # noqa: E402
+
+main.add_command(demo_command)

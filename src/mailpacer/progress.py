@@ -72,6 +72,10 @@ class ProgressView:
                 )
             else:
                 self._progress.update(self._task, total=total, completed=sent, **fields)
+        elif event.kind is EventKind.FINISHED and self._task is not None:
+            self._progress.update(
+                self._task, total=int(data.get("total", 0)), completed=int(data.get("sent", 0))
+            )
         elif event.kind is EventKind.LIMITS:
             text = str(data.get("text", ""))
             if text and text != self._limits:

@@ -1,0 +1,42 @@
+"""`mailpacer demo --quick` as a subprocess, checked against the sandbox's own record."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_demo_quick_report_matches_the_sandbox_record(tmp_path: Path) -> None:
+    """Every valid worker of the first 40 is accepted exactly once; `nouser…` ones fail with 550."""
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mailpacer", "demo", "--quick", "--json", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    with (ROOT / "examples/worker-qr/workers.csv").open(encoding="utf-8-sig") as f:
+        emails = [row["email"] for row in csv.DictReader(f)][:40]
+    nouser = {e for e in emails if e.startswith("nouser")}
+    lines = (out / "mailbox" / "mailbox.jsonl").read_text(encoding="utf-8").splitlines()
+    received = collections.Counter(r for line in lines for r in json.loads(line)["rcpt_tos"])
+    assert set(received) == set(emails) - nouser
+    assert all(n == 1 for n in received.values())
+    assert report["sent"] == len(emails) - len(nouser)
+    assert report["failed"] == len(nouser) >= 1
+    assert {f["email"] for f in report["failures"]} == nouser
+    assert all(f["code"] == 550 for f in report["failures"])
+    assert (out / "index.html").is_file()
