@@ -8,7 +8,7 @@ Peers, measured in the same run against the same profiles:
 The sandbox runs in its own process so it does not share the interpreter lock with the sender.
 mailpacer is told nothing about the limits. Run:
 
-    .venv/bin/python bench/capacity.py [--messages 1000] [--serial-messages 8] [--profiles strict,...]
+    .venv/bin/python bench/capacity.py [--messages 1000] [--serial-messages 8]
 """
 
 from __future__ import annotations
@@ -88,11 +88,16 @@ def run_mailpacer(host: str, port: int, count: int) -> dict[str, Any]:
         record, _ = store.get_or_create_campaign("bench", name="bench", route_key="b", options={})
         store.add_messages(
             record.id,
-            (NewMessage(i + 1, e, {"email": e, "code": str(i)}) for i, e in enumerate(recipients(count))),
+            (
+                NewMessage(i + 1, e, {"email": e, "code": str(i)})
+                for i, e in enumerate(recipients(count))
+            ),
         )
         opts = EngineOptions(
             sender=SENDER,
-            retry=RetryPolicy(max_attempts=12, base_seconds=0.5, cap_seconds=5.0, max_age_seconds=300.0),
+            retry=RetryPolicy(
+                max_attempts=12, base_seconds=0.5, cap_seconds=5.0, max_age_seconds=300.0
+            ),
         )
         engine = Engine(store, record, Route(host=host, port=port, timeout=10.0), render, opts)
         started = time.perf_counter()
@@ -144,14 +149,20 @@ async def _gather(host: str, port: int, count: int) -> dict[str, Any]:
 
     async def one(email: str) -> bool:
         try:
-            await aiosmtplib.send(_message(email), hostname=host, port=port, timeout=20, start_tls=False)
+            await aiosmtplib.send(
+                _message(email), hostname=host, port=port, timeout=20, start_tls=False
+            )
         except aiosmtplib.SMTPException:
             return False
         return True
 
     started = time.perf_counter()
     results = await asyncio.gather(*(one(e) for e in recipients(count)))
-    return {"sent": sum(results), "failed": count - sum(results), "seconds": time.perf_counter() - started}
+    return {
+        "sent": sum(results),
+        "failed": count - sum(results),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def measure(profile: str, who: str, count: int) -> dict[str, Any]:
@@ -190,15 +201,18 @@ def main() -> None:
         print(f"{profile}: mailpacer {ours}\n  serial {serial}\n  gather {gather}", flush=True)
     print()
     print(
-        "| profile | capacity msg/s | mailpacer: share of capacity | throttles/100 | sent/failed/uncertain "
-        "| duplicates | learned | serial: share | gather: sent of N | gather throttles/100 |"
+        "| profile | capacity msg/s | mailpacer: share of capacity | throttles/100 "
+        "| sent/failed/uncertain | duplicates | learned | serial: share "
+        "| gather: sent of N | gather throttles/100 |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for profile, ours, serial, gather in rows:
         print(
-            f"| {profile} | {ours['capacity']:.1f} | {ours['ratio']:.1%} | {ours['throttles_per_100']:.2f} "
-            f"| {ours['sent']}/{ours['failed']}/{ours['uncertain']} | {ours['duplicates']} | {ours['limits']} "
-            f"| {serial['ratio']:.1%} | {gather['sent']}/{args.messages} | {gather['throttles_per_100']:.1f} |"
+            f"| {profile} | {ours['capacity']:.1f} | {ours['ratio']:.1%} "
+            f"| {ours['throttles_per_100']:.2f} "
+            f"| {ours['sent']}/{ours['failed']}/{ours['uncertain']} | {ours['duplicates']} "
+            f"| {ours['limits']} | {serial['ratio']:.1%} | {gather['sent']}/{args.messages} "
+            f"| {gather['throttles_per_100']:.1f} |"
         )
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mailpacer.pacer import Limits
-from mailpacer.retry import RetryPolicy
-from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 from mailpacer.engine import Engine, EngineOptions
+from mailpacer.pacer import Limits
 from mailpacer.report import Report
+from mailpacer.retry import RetryPolicy
 from mailpacer.route import Route, TlsMode
 from mailpacer.states import CampaignState, MessageState
+from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 SENDER = "sender@example.com"
 
