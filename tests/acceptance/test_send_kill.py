@@ -33,8 +33,9 @@ def send_args(sb: Any, campaign: Path, db: Path) -> list[str]:
 def test_sigkill_then_rerun_delivers_everything_duplicates_only_uncertain(
     tmp_path: Path, sandbox: Any
 ) -> None:
-    """Killed three times mid-send, the same command finishes the campaign: every valid worker
-    received, failures only the `nouser…` ones, duplicates only among messages reported uncertain."""
+    """Killed three times mid-send, the same command finishes the campaign: every valid
+    worker received, failures only `nouser…` ones, duplicates only among uncertain ones."""
+
     campaign = tmp_path / "worker-qr"
     shutil.copytree(ROOT / "examples" / "worker-qr", campaign)
     db = tmp_path / "mp.db"
