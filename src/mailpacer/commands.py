@@ -19,22 +19,22 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mailpacer.classify import rules_with
 from mailpacer.engine import Engine
 from mailpacer.errors import UsageError
 from mailpacer.events import Observer
 from mailpacer.pacer import Limits
 from mailpacer.progress import ProgressView
 from mailpacer.report import Report
-from mailpacer.route import parse_route
 from mailpacer.runner import (
     SendSettings,
     check,
     default_db,
     engine_for,
-    parse_rate,
     prepare,
     settings_from_campaign,
 )
+from mailpacer.settings import load_settings
 from mailpacer.states import CampaignState, MessageState
 from mailpacer.store import Store, open_store
 
@@ -118,33 +118,28 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 @click.command("send")
 @click.argument("recipients", type=click.Path(path_type=Path))
 @click.option(
-    "--template",
-    "template",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Template directory.",
+    "--template", "template", required=True, type=click.Path(path_type=Path), help="Template dir."
 )
 @click.option(
-    "--smtp",
-    required=True,
-    help="smtp://host:port, smtp+starttls://user@host:587 or smtps://user@host:465",
+    "--smtp", help="smtp://host:port, smtp+starttls://user@host:587, smtps://user@host:465"
 )
-@click.option("--from", "sender", required=True, help="Sender, e.g. 'HR <hr@example.com>'.")
-@db_option
-@click.option("--max-connections", type=click.IntRange(min=1), help="Hard ceiling on connections.")
+@click.option("--route", "route_name", help="A route from mailpacer.toml.")
+@click.option("--provider", help="A provider preset (see `mailpacer config presets`).")
+@click.option("--username", help="Username for --provider.")
+@click.option("--region", help="Region for presets that need one (ses).")
+@click.option("--from", "sender", help="Sender, e.g. 'HR <hr@example.com>'.")
+@click.option("--config", type=click.Path(dir_okay=False), help="mailpacer.toml to use.")
+@click.option(
+    "--db", default=None, help="SQLite file (default: $MAILPACER_DB or the user data dir)."
+)
+@click.option("--max-connections", type=click.IntRange(min=1), help="Ceiling on connections.")
 @click.option("--max-rate", help="Hard ceiling on the rate, e.g. 120/min or 2/s.")
-@click.option(
-    "--insecure-tls", is_flag=True, help="Do not verify the server's certificate (sandbox only)."
-)
-@click.option(
-    "--cafile", type=click.Path(exists=True, dir_okay=False), help="Trust this CA bundle."
-)
+@click.option("--insecure-tls", is_flag=True, help="Do not verify the certificate (sandbox only).")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="Trust this CA.")
 @click.option("--skip-invalid", is_flag=True, help="Send the valid recipients and list the rest.")
 @click.option("--check-dns", is_flag=True, help="Check that recipient domains accept mail (DNS).")
 @click.option(
-    "--hold-uncertain",
-    is_flag=True,
-    help="Hold uncertain messages for review instead of resending.",
+    "--hold-uncertain", is_flag=True, help="Hold uncertain messages instead of resending."
 )
 @click.option("--dry-run", is_flag=True, help="Validate and render every message; send nothing.")
 @click.option("--name", help="Campaign name (default: the recipients file's name).")
@@ -152,9 +147,14 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 def send_command(
     recipients: Path,
     template: Path,
-    smtp: str,
-    sender: str,
-    db: str,
+    smtp: str | None,
+    route_name: str | None,
+    provider: str | None,
+    username: str | None,
+    region: str | None,
+    sender: str | None,
+    config: str | None,
+    db: str | None,
     max_connections: int | None,
     max_rate: str | None,
     insecure_tls: bool,
@@ -168,24 +168,38 @@ def send_command(
 ) -> None:
     """Send RECIPIENTS (CSV) with a template through an SMTP server, as fast as it allows.
 
-    Re-running the same command continues the same campaign.
+    Flags win over MAILPACER_* variables, which win over mailpacer.toml. Re-running the same
+    command continues the same campaign.
     """
-    rate = parse_rate(max_rate) if max_rate is not None else None
-    ceilings = (
-        Limits(connections=max_connections, rate_per_minute=rate)
-        if (max_connections or rate)
-        else None
+    resolved = load_settings(
+        {
+            "config": config,
+            "db": db,
+            "from": sender,
+            "smtp": smtp,
+            "route": route_name,
+            "provider": provider,
+            "username": username,
+            "region": region,
+            "max_connections": max_connections,
+            "max_rate": max_rate,
+            "insecure_tls": insecure_tls,
+            "cafile": cafile,
+            "check_dns": check_dns,
+            "hold_uncertain": hold_uncertain,
+        }
     )
     settings = SendSettings(
         recipients=recipients,
         template=template,
-        route=parse_route(smtp, verify_tls=not insecure_tls, cafile=cafile),
-        sender=sender,
-        db=db,
-        ceilings=ceilings,
+        route=resolved.require_route(),
+        sender=resolved.require_sender(),
+        db=resolved.db,
+        ceilings=resolved.ceilings,
         skip_invalid=skip_invalid,
-        check_dns=check_dns,
-        resend_uncertain=not hold_uncertain,
+        check_dns=resolved.check_dns,
+        resend_uncertain=resolved.resend_uncertain,
+        retry=resolved.retry,
         name=name,
     )
     checked = check(settings)
@@ -199,7 +213,7 @@ def send_command(
     store = open_store(settings.db)
     try:
         campaign, composer = prepare(store, settings, checked)
-        engine = engine_for(store, campaign, composer, settings)
+        engine = engine_for(store, campaign, composer, settings, rules=rules_with(resolved.rules))
         report = _run_engine(engine, store, as_json=as_json, title=campaign.name)
     finally:
         store.close()

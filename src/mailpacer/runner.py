@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -22,6 +21,7 @@ from mailpacer.compose import (
     load_template,
     validate_campaign,
 )
+from mailpacer.config import parse_rate
 from mailpacer.engine import Engine, EngineOptions
 from mailpacer.errors import UsageError
 from mailpacer.events import Observer
@@ -32,8 +32,6 @@ from mailpacer.route import Route, parse_route
 from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 DB_ENV = "MAILPACER_DB"
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$", re.I)
-_PER_MINUTE = {"s": 60.0, "sec": 60.0, "second": 60.0, "m": 1.0, "min": 1.0, "minute": 1.0}
 
 
 def default_db() -> str:
@@ -42,21 +40,6 @@ def default_db() -> str:
         return os.environ[DB_ENV]
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return str(Path(base) / "mailpacer" / "mailpacer.db")
-
-
-def parse_rate(text: str) -> float:
-    """``"120/min"``, ``"2/s"``, ``"5000/h"`` or ``"120"`` (per minute) → messages per minute."""
-    match = _RATE.match(text)
-    if not match:
-        raise UsageError(
-            f"--max-rate {text!r}: expected a number per minute, e.g. 120/min, 2/s or 5000/h"
-        )
-    value = float(match.group(1))
-    unit = (match.group(2) or "min").lower()
-    per_minute = value * _PER_MINUTE[unit] if unit in _PER_MINUTE else value / 60.0
-    if per_minute <= 0:
-        raise UsageError(f"--max-rate {text!r}: must be greater than zero")
-    return per_minute
 
 
 def envelope_address(sender: str) -> str:
@@ -198,9 +181,11 @@ def send(
     """Send a campaign and wait for it (the Python twin of ``mailpacer send``)."""
     ceilings = None
     if max_connections is not None or max_rate is not None:
-        ceilings = Limits(
-            connections=max_connections, rate_per_minute=parse_rate(max_rate) if max_rate else None
-        )
+        try:
+            rate = parse_rate(max_rate) if max_rate else None
+        except ValueError as exc:
+            raise UsageError(f"max_rate {max_rate!r}: {exc}") from None
+        ceilings = Limits(connections=max_connections, rate_per_minute=rate)
     settings = SendSettings(
         recipients=Path(recipients),
         template=Path(template),
