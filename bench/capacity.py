@@ -165,11 +165,56 @@ async def _gather(host: str, port: int, count: int) -> dict[str, Any]:
     }
 
 
+async def _told(host: str, port: int, count: int, profile: str) -> dict[str, Any]:
+    """A client hand-told the profile's limits: its connections, per-connection cap and rate,
+    raw commands, no retries. Shows what the sandbox lets a perfect client achieve."""
+    p = get_profile(profile)
+    conns = p.max_connections or 4
+    cap = p.max_messages_per_connection
+    interval = 60.0 / p.rate_per_minute if p.rate_per_minute else 0.0
+    payload = render({"email": "x@example.com", "code": "1"}) + b".\r\n"
+    emails = iter(recipients(count))
+    started = time.perf_counter()
+    slot = [started]
+    sent = failed = 0
+
+    async def one_connection() -> None:
+        nonlocal sent, failed
+        smtp: aiosmtplib.SMTP | None = None
+        on_conn = 0
+        for email in emails:
+            if smtp is None or (cap and on_conn >= cap):
+                if smtp is not None:
+                    await smtp.quit()
+                smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=20, start_tls=False)
+                await smtp.connect()
+                await smtp.ehlo()
+                on_conn = 0
+            if interval:
+                slot[0] = max(slot[0] + interval, time.perf_counter())
+                await asyncio.sleep(slot[0] - time.perf_counter())
+            await smtp.execute_command(b"MAIL", b"FROM:<" + SENDER.encode() + b">")
+            await smtp.execute_command(b"RCPT", b"TO:<" + email.encode() + b">")
+            await smtp.execute_command(b"DATA")
+            assert smtp.protocol is not None
+            smtp.protocol.write(payload)
+            reply = await smtp.protocol.read_response()
+            sent, failed = (sent + 1, failed) if reply.code == 250 else (sent, failed + 1)
+            on_conn += 1
+        if smtp is not None:
+            await smtp.quit()
+
+    await asyncio.gather(*(one_connection() for _ in range(conns)))
+    return {"sent": sent, "failed": failed, "seconds": time.perf_counter() - started}
+
+
 def measure(profile: str, who: str, count: int) -> dict[str, Any]:
     sb = SandboxProcess(profile)
     try:
         if who == "mailpacer":
             result = run_mailpacer(sb.host, sb.port, count)
+        elif who == "told":
+            result = asyncio.run(_told(sb.host, sb.port, count, profile))
         elif who == "serial":
             result = asyncio.run(_serial(sb.host, sb.port, count))
         else:
@@ -197,22 +242,25 @@ def main() -> None:
         ours = measure(profile, "mailpacer", args.messages)
         serial = measure(profile, "serial", args.serial_messages)
         gather = measure(profile, "gather", args.messages)
-        rows.append((profile, ours, serial, gather))
+        told = measure(profile, "told", args.messages)
+        rows.append((profile, ours, serial, gather, told))
         print(f"{profile}: mailpacer {ours}\n  serial {serial}\n  gather {gather}", flush=True)
+        print(f"  told {told}", flush=True)
     print()
     print(
         "| profile | capacity msg/s | mailpacer: share of capacity | throttles/100 "
         "| sent/failed/uncertain | duplicates | learned | serial: share "
-        "| gather: sent of N | gather throttles/100 |"
+        "| gather: sent of N | gather throttles/100 | hand-told client: share | mailpacer / told |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for profile, ours, serial, gather in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for profile, ours, serial, gather, told in rows:
         print(
             f"| {profile} | {ours['capacity']:.1f} | {ours['ratio']:.1%} "
             f"| {ours['throttles_per_100']:.2f} "
             f"| {ours['sent']}/{ours['failed']}/{ours['uncertain']} | {ours['duplicates']} "
             f"| {ours['limits']} | {serial['ratio']:.1%} | {gather['sent']}/{args.messages} "
-            f"| {gather['throttles_per_100']:.1f} |"
+            f"| {gather['throttles_per_100']:.1f} | {told['ratio']:.1%} "
+            f"| {ours['ratio'] / told['ratio'] if told['ratio'] else 0:.1%} |"
         )
 
 
