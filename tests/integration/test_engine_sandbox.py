@@ -64,6 +64,20 @@ def campaign(store: Store, count: int, *, nouser: int = 0, key: str = "c1") -> C
     return record
 
 
+def tls_route(sb: Any, *, password: str | None = None, trusted: bool = True) -> Route:
+    """STARTTLS + AUTH to an `auth-tls` sandbox, trusting its certificate unless told not to."""
+    user, real_password = sb.credentials
+    return Route(
+        host=sb.host,
+        port=sb.port,
+        tls=TlsMode.STARTTLS,
+        username=user,
+        password=password or real_password,
+        cafile=str(sb.cafile) if trusted else None,
+        timeout=5.0,
+    )
+
+
 def run(store: Store, record: CampaignRecord, sb: Any, **options: Any) -> Report:
     """Run an engine on the campaign against the sandbox ``sb`` and return its report."""
     route = options.pop("route", None) or Route(host=sb.host, port=sb.port, timeout=10.0)
@@ -177,16 +191,7 @@ def test_wrong_password_pauses_with_the_servers_reason(store: Store, sandbox: An
     """AUTH refused: the campaign pauses with the server's reply; nothing failed."""
     sb = sandbox("auth-tls")
     record = campaign(store, 5)
-    user, _ = sb.credentials
-    route = Route(
-        host=sb.host,
-        port=sb.port,
-        tls=TlsMode.STARTTLS,
-        username=user,
-        password="wrong",
-        cafile=sb.cafile,
-        timeout=5.0,
-    )
+    route = tls_route(sb, password="wrong")
     report = run(store, record, sb, route=route)
     assert report.state == "paused"
     assert report.route_error and "535" in report.route_error
@@ -197,15 +202,7 @@ def test_tls_certificate_verified_by_default(store: Store, sandbox: Any) -> None
     """The sandbox's self-signed certificate is refused unless trusted: TLS failure pauses."""
     sb = sandbox("auth-tls")
     record = campaign(store, 3)
-    user, password = sb.credentials
-    route = Route(
-        host=sb.host,
-        port=sb.port,
-        tls=TlsMode.STARTTLS,
-        username=user,
-        password=password,
-        timeout=5.0,
-    )
+    route = tls_route(sb, trusted=False)
     report = run(store, record, sb, route=route)
     assert report.state == "paused" and report.sent == 0
     assert report.route_error and "certificate" in report.route_error.lower()
@@ -215,16 +212,7 @@ def test_auth_tls_delivers_with_trusted_certificate(store: Store, sandbox: Any) 
     """STARTTLS + AUTH with the sandbox's certificate trusted: everything is sent."""
     sb = sandbox("auth-tls")
     record = campaign(store, 20)
-    user, password = sb.credentials
-    route = Route(
-        host=sb.host,
-        port=sb.port,
-        tls=TlsMode.STARTTLS,
-        username=user,
-        password=password,
-        cafile=sb.cafile,
-        timeout=5.0,
-    )
+    route = tls_route(sb)
     report = run(store, record, sb, route=route)
     assert report.sent == 20 and report.state == "done"
 
