@@ -172,7 +172,6 @@ async def _told(host: str, port: int, count: int, profile: str) -> dict[str, Any
     conns = p.max_connections or 4
     cap = p.max_messages_per_connection
     interval = 60.0 / p.rate_per_minute if p.rate_per_minute else 0.0
-    payload = render({"email": "x@example.com", "code": "1"}) + b".\r\n"
     emails = iter(recipients(count))
     started = time.perf_counter()
     slot = [started]
@@ -197,7 +196,7 @@ async def _told(host: str, port: int, count: int, profile: str) -> dict[str, Any
             await smtp.execute_command(b"RCPT", b"TO:<" + email.encode() + b">")
             await smtp.execute_command(b"DATA")
             assert smtp.protocol is not None
-            smtp.protocol.write(payload)
+            smtp.protocol.write(render({"email": email, "code": "1"}) + b".\r\n")
             reply = await smtp.protocol.read_response()
             sent, failed = (sent + 1, failed) if reply.code == 250 else (sent, failed + 1)
             on_conn += 1
