@@ -182,8 +182,8 @@ async def _told(host: str, port: int, count: int, profile: str) -> dict[str, Any
         smtp: aiosmtplib.SMTP | None = None
         on_conn = 0
         for email in emails:
-            if smtp is None or (cap and on_conn >= cap):
-                if smtp is not None:
+            if smtp is None or not smtp.is_connected or (cap and on_conn >= cap):
+                if smtp is not None and smtp.is_connected:
                     await smtp.quit()
                 smtp = aiosmtplib.SMTP(hostname=host, port=port, timeout=20, start_tls=False)
                 await smtp.connect()
@@ -192,15 +192,25 @@ async def _told(host: str, port: int, count: int, profile: str) -> dict[str, Any
             if interval:
                 slot[0] = max(slot[0] + interval, time.perf_counter())
                 await asyncio.sleep(slot[0] - time.perf_counter())
-            await smtp.execute_command(b"MAIL", b"FROM:<" + SENDER.encode() + b">")
-            await smtp.execute_command(b"RCPT", b"TO:<" + email.encode() + b">")
-            await smtp.execute_command(b"DATA")
-            assert smtp.protocol is not None
-            smtp.protocol.write(render({"email": email, "code": "1"}) + b".\r\n")
-            reply = await smtp.protocol.read_response()
+            try:
+                await smtp.execute_command(b"MAIL", b"FROM:<" + SENDER.encode() + b">")
+                rcpt = await smtp.execute_command(b"RCPT", b"TO:<" + email.encode() + b">")
+                if rcpt.code != 250:
+                    await smtp.execute_command(b"RSET")
+                    failed += 1
+                    continue
+                await smtp.execute_command(b"DATA")
+                assert smtp.protocol is not None
+                smtp.protocol.write(render({"email": email, "code": "1"}) + b".\r\n")
+                reply = await smtp.protocol.read_response()
+            except aiosmtplib.SMTPException:
+                failed += 1  # no retries: a hand-tuned client does not learn either
+                smtp.close()
+                smtp = None
+                continue
             sent, failed = (sent + 1, failed) if reply.code == 250 else (sent, failed + 1)
             on_conn += 1
-        if smtp is not None:
+        if smtp is not None and smtp.is_connected:
             await smtp.quit()
 
     await asyncio.gather(*(one_connection() for _ in range(conns)))
