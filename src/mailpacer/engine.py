@@ -20,7 +20,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailpacer.classify import DEFAULT_RULES, Classification, Reply, Rule, Verdict, classify
+from mailpacer.classify import (
+    DEFAULT_RULES,
+    Classification,
+    Reply,
+    Rule,
+    Verdict,
+    classify,
+    parse_limits_keyword,
+)
 from mailpacer.errors import MailpacerError
 from mailpacer.events import Emitter, Event, EventKind, Observer
 from mailpacer.outcome import ROUTE_THROTTLES, decide
@@ -333,7 +341,7 @@ class Engine:
         self._open += 1
         self._connect_failures = 0
         self.pacer.on_connected(self._open)
-        mailmax = _mailmax(conn.extensions.get("limits"))
+        mailmax = parse_limits_keyword(conn.extensions.get("_ehlo", "")).get("MAILMAX")
         if mailmax is not None:
             self.pacer.apply_server_limits(mailmax=mailmax)
         return conn
@@ -551,14 +559,3 @@ class Engine:
                     {"limits": self.pacer.limits.to_dict(), "text": said},
                 )
             )
-
-
-def _mailmax(limits_keyword: str | None) -> int | None:
-    """``MAILMAX`` from an RFC 9422 ``LIMITS`` EHLO keyword, if the server sent one."""
-    if not limits_keyword:
-        return None
-    for part in limits_keyword.split():
-        name, _, value = part.partition("=")
-        if name.upper() == "MAILMAX" and value.isdigit():
-            return int(value)
-    return None
