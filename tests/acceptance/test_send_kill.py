@@ -69,3 +69,36 @@ def test_sigkill_then_rerun_delivers_everything_duplicates_only_uncertain(
     assert duplicated <= uncertain
     assert report["uncertain"] == len(uncertain)
     assert report["sent"] == len(sent)
+
+
+@pytest.mark.slow
+def test_ctrl_c_finishes_in_flight_then_rerun_continues(tmp_path: Path, sandbox: Any) -> None:
+    """The first SIGINT drains: the process exits by itself with the campaign paused and nothing
+    left `sending`; running the same command again finishes the campaign."""
+    campaign = tmp_path / "worker-qr"
+    shutil.copytree(ROOT / "examples" / "worker-qr", campaign)
+    db = tmp_path / "mp.db"
+    sb = sandbox("strict")
+    args = send_args(sb, campaign, db)
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    assert report["state"] == "paused" and "interrupted" in report["reason"]
+    store = open_store(db)
+    try:
+        record = store.list_campaigns()[0]
+        assert store.stats(record.id).counts[MessageState.SENDING] == 0
+    finally:
+        store.close()
+    done = subprocess.run(
+        args, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    final = json.loads(done.stdout.strip().splitlines()[-1])
+    assert final["state"] == "done" and final["uncertain"] == 0
+    received = collections.Counter(r for m in sb.messages for r in m.rcpt_tos)
+    assert all(n == 1 for n in received.values())
+    assert final["sent"] == len(received)
