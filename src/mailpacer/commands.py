@@ -248,17 +248,13 @@ def _dry_run(settings: SendSettings, skip_rows: frozenset[int], *, as_json: bool
         )
 
 
-def _open(db: str) -> Store:
-    return open_store(db)
-
-
 @click.command("status")
 @click.argument("campaign", required=False)
 @db_option
 @json_option
 def status_command(campaign: str | None, db: str, as_json: bool) -> None:
     """Show every campaign, or one campaign in detail."""
-    store = _open(db)
+    store = open_store(db)
     try:
         if campaign is None:
             rows = []
@@ -348,7 +344,7 @@ def _ref(text: str) -> int | str:
 @db_option
 def pause_command(campaign: str, db: str) -> None:
     """Pause a campaign: its engine finishes in-flight messages and stops."""
-    store = _open(db)
+    store = open_store(db)
     try:
         record = store.get_campaign(_ref(campaign))
         store.set_campaign_state(record.id, CampaignState.PAUSED, "paused by user")
@@ -362,7 +358,7 @@ def pause_command(campaign: str, db: str) -> None:
 @db_option
 def cancel_command(campaign: str, db: str) -> None:
     """Cancel a campaign: nothing new starts; in-flight messages finish and are recorded."""
-    store = _open(db)
+    store = open_store(db)
     try:
         record = store.get_campaign(_ref(campaign))
         store.set_campaign_state(record.id, CampaignState.CANCELLED, "cancelled by user")
@@ -373,7 +369,7 @@ def cancel_command(campaign: str, db: str) -> None:
 
 
 def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState] | None) -> None:
-    store = _open(db)
+    store = open_store(db)
     try:
         record = store.get_campaign(_ref(record_ref))
         if states:

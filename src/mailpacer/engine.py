@@ -176,7 +176,7 @@ class Engine:
                 if self._stop_reason is not None:
                     break
                 self._follow_quota()
-                if self._campaign_state() is CampaignState.RUNNING:
+                if self.campaign.state is CampaignState.RUNNING:
                     self._refill()
                     self._spawn_workers(now)
                     if not self._queue and not self._in_flight and now >= next_idle_check:
@@ -199,9 +199,6 @@ class Engine:
         finally:
             await self._drain()
         return self._finish(started)
-
-    def _campaign_state(self) -> CampaignState:
-        return self.campaign.state
 
     def _set_state(self, state: CampaignState, reason: str | None) -> None:
         if self.campaign.state is state and self.campaign.reason == reason:
