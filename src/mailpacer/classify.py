@@ -312,6 +312,12 @@ _CONN_WORDS = (
 _RATE_WORDS = (
     r"\brate\b|rate[- ]limit|too many (?:messages|mails|emails)|too much mail|too (?:fast|quickly)"
     r"|slow down|frequen|throttl|\bHL:IFC\b|\bMI:SFQ\b"
+    r"|too many (?:requests|deliveries|sends|submissions)|per (?:minute|second)\b"
+    r"|limit (?:has been |was )?(?:reached|exceeded)|exceeded (?:the |your |our )?\w* ?limit"
+)
+_LATER_WORDS = (
+    r"try (?:again )?later|retry later|come back later|temporarily deferred"
+    r"|try again (?:in|after)\b|retry (?:in|after)\b|please wait\b"
 )
 
 DEFAULT_RULES: tuple[Rule, ...] = (
@@ -352,7 +358,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         V.QUOTA,
         classes=_45XX,
         text=r"quota|daily\b.{0,40}\blimit|\bper day\b|credits? exceeded|sending limit exceeded"
-        r"|\bMI:STC\b|limit (?:exceeded )?for (?:the|to)day",
+        r"|\bMI:STC\b|limit (?:exceeded )?for (?:the|to)day|hourly|per hour\b|this hour\b",
     ),
     # --- per connection: a cap on messages in one session; only after some were accepted
     Rule(
@@ -406,17 +412,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         phases=frozenset({P.CONNECT, P.EHLO}),
     ),
     # --- "try again later" on a 4xx in a session is a request to slow down
-    Rule(
-        "rate-try-later",
-        V.THROTTLE_RATE,
-        classes=_4XX,
-        text=r"try (?:again )?later|retry later|come back later|temporarily deferred",
-    ),
+    Rule("rate-try-later", V.THROTTLE_RATE, classes=_4XX, text=_LATER_WORDS),
     # --- weak rate signs: 4.7.x / 4.2.1 on a 4xx
     Rule("rate-enhanced", V.THROTTLE_RATE, classes=_4XX, enhanced=("4.7", "4.2.1")),
     Rule("other-4xx", V.TRANSIENT, classes=_4XX),
     # --- permanent refusals
     Rule("recipient-5.1", V.RECIPIENT_REJECTED, classes=_5XX, enhanced=("5.1",)),
+    # --- a 5xx that asks to come back later is a limit in other words, not a refusal
+    Rule("rate-try-later-5xx", V.THROTTLE_RATE, classes=_5XX, text=_LATER_WORDS),
     Rule("recipient-rcpt", V.RECIPIENT_REJECTED, classes=_5XX, phases=frozenset({P.RCPT})),
     Rule(
         "sender-or-server-refused",

@@ -23,12 +23,14 @@ from typing import Any
 from mailpacer.classify import (
     DEFAULT_RULES,
     Classification,
+    Phase,
     Reply,
     Rule,
     Verdict,
     classify,
     parse_limits_keyword,
 )
+from mailpacer.context import RouteHistory
 from mailpacer.errors import MailpacerError
 from mailpacer.events import Emitter, Event, EventKind, Observer
 from mailpacer.outcome import ROUTE_THROTTLES, decide
@@ -42,6 +44,7 @@ from mailpacer.store import CampaignRecord, ClaimedMessage, Outcome, Store
 
 V = Verdict
 M = MessageState
+_SETUP_PHASES = frozenset({Phase.CONNECT, Phase.EHLO, Phase.STARTTLS, Phase.AUTH})
 _TICK = 0.02
 
 
@@ -118,6 +121,7 @@ class Engine:
             ceilings=options.ceilings,
         )
         self._rng = random.Random(options.seed)
+        self._history = RouteHistory()
         self._queue: collections.deque[ClaimedMessage] = collections.deque()
         self._work = asyncio.Event()
         self._outcomes: list[Outcome] = []
@@ -332,8 +336,7 @@ class Engine:
         try:
             conn = await Connection.open(self.route, self._connections_made)
         except ConnectFailed as failure:
-            verdict = classify(failure.reply, self.options.rules)
-            self._connect_failed(failure.reply, verdict)
+            self._connect_failed(failure.reply, self._classify(failure.reply))
             return None
         self._open += 1
         self._connect_failures = 0
@@ -394,18 +397,26 @@ class Engine:
                 self._run["failed"] += 1
                 return
             reply = await conn.send(self.options.sender, message.email, payload)
-            self._apply(message, reply, classify(reply, self.options.rules))
+            self._apply(message, reply, self._classify(reply))
         finally:
             self._in_flight -= 1
             self._sending.discard(message.id)
             self._work.set()
 
+    def _classify(self, reply: Reply) -> Classification:
+        """The reply's verdict, read with what this route has shown (:mod:`mailpacer.context`)."""
+        result = classify(reply, self.options.rules)
+        return self._history.interpret(reply, result, open_connections=self._open)
+
     def _apply(self, message: ClaimedMessage, reply: Reply, result: Classification) -> None:
         """Record what the reply means for the message and tell the pacer."""
         verdict = result.verdict
+        working = self._open
+        if verdict is V.THROTTLE_CONNECTIONS and reply.phase not in _SETUP_PHASES:
+            working -= 1  # refused inside a session: this connection is the one too many
         self.pacer.observe(
             verdict,
-            open_connections=self._open,
+            open_connections=max(0, working),
             backlog=bool(self._queue),
             messages_on_connection=reply.messages_on_connection,
             retry_after=result.retry_after,
