@@ -34,7 +34,7 @@ from mailpacer.context import RouteHistory
 from mailpacer.errors import MailpacerError
 from mailpacer.events import Emitter, Event, EventKind, Observer
 from mailpacer.outcome import ROUTE_THROTTLES, decide
-from mailpacer.pacer import Limits, Pacer
+from mailpacer.pacer import Limits, Pacer, PacerConfig
 from mailpacer.pool import ConnectFailed, Connection, frame_payload
 from mailpacer.report import Report, build_report
 from mailpacer.retry import RetryPolicy
@@ -66,6 +66,7 @@ class EngineOptions:
     max_connect_failures: int = 5  #: consecutive failed opens with nothing open = route failure
     ceilings: Limits | None = None  #: configured hard limits (never exceeded)
     rules: Sequence[Rule] = DEFAULT_RULES
+    pacer: PacerConfig = field(default_factory=PacerConfig)  #: pacing knobs (tests shorten waits)
     seed: int | None = None  #: for retry jitter (tests)
 
 
@@ -119,6 +120,7 @@ class Engine:
             time.monotonic,
             learned=Limits.from_dict(learned) if learned else None,
             ceilings=options.ceilings,
+            config=options.pacer,
         )
         self._rng = random.Random(options.seed)
         self._history = RouteHistory()
