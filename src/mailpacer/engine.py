@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import random
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +30,7 @@ from mailpacer.classify import (
 from mailpacer.context import RouteHistory
 from mailpacer.errors import MailpacerError
 from mailpacer.events import Emitter, Event, EventKind, Observer
+from mailpacer.lease import is_alive, worker_identity
 from mailpacer.outcome import ROUTE_THROTTLES, decide
 from mailpacer.pacer import Limits, Pacer, PacerConfig
 from mailpacer.pool import ConnectFailed, Connection, frame_payload
@@ -41,6 +39,7 @@ from mailpacer.retry import RetryPolicy
 from mailpacer.route import Route
 from mailpacer.states import CampaignState, MessageState
 from mailpacer.store import CampaignRecord, ClaimedMessage, Outcome, Store
+from mailpacer.tally import RunTally
 
 V = Verdict
 M = MessageState
@@ -68,31 +67,6 @@ class EngineOptions:
     rules: Sequence[Rule] = DEFAULT_RULES
     pacer: PacerConfig = field(default_factory=PacerConfig)  #: pacing knobs (tests shorten waits)
     seed: int | None = None  #: for retry jitter (tests)
-
-
-def worker_identity() -> str:
-    """``host:pid:random`` — who holds a lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def is_alive(worker: str) -> bool:
-    """Whether the process holding a lease may still be running (same host: check the pid)."""
-    host, _, rest = worker.partition(":")
-    if host != socket.gethostname():
-        return True  # another machine: only its lease expiry tells
-    pid_text = rest.partition(":")[0]
-    if not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # an earlier run in this process (tests) or a recycled pid
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Engine:
@@ -137,8 +111,6 @@ class Engine:
         self._stop_reason: str | None = None
         self._final_state: CampaignState | None = None
         self._route_error: str | None = None
-        self._run = collections.Counter[str]()  # this run's outcomes by kind
-        self._accepted_times: collections.deque[float] = collections.deque(maxlen=4096)
         self._limits_said = ""
         self._quota_text = ""
 
@@ -167,7 +139,7 @@ class Engine:
         if self.campaign.state is CampaignState.CANCELLED:
             return self._report(started)
         self._set_state(CampaignState.RUNNING, None)
-        self._initial = self.store.stats(cid)
+        self._tally = RunTally(self.store.stats(cid))
         self.events.emit(Event(EventKind.STARTED, cid, started, self._progress_data(started)))
         next_poll = next_flush = next_progress = next_heartbeat = next_idle_check = 0.0
         try:
@@ -365,7 +337,7 @@ class Engine:
             return
         throttled = verdict.verdict in ROUTE_THROTTLES
         if throttled:
-            self._run["throttles"] += 1
+            self._tally.add("throttles")
             if self._open > 0:
                 return  # the pacer now knows the ceiling; the open connections carry on
         self._connect_failures += 1
@@ -396,7 +368,7 @@ class Engine:
                 self._outcomes.append(
                     Outcome(message.id, M.FAILED, "render-error", None, None, str(exc), time.time())
                 )
-                self._run["failed"] += 1
+                self._tally.add("failed")
                 return
             reply = await conn.send(self.options.sender, message.email, payload)
             self._apply(message, reply, self._classify(reply))
@@ -448,11 +420,11 @@ class Engine:
                     count_attempt=decision.count_attempt,
                 )
             )
-        self._run[decisions[0].state.value] += 1
+        self._tally.add(decisions[0].state.value)
         if verdict is V.ACCEPTED:
-            self._accepted_times.append(time.monotonic())
+            self._tally.accepted(time.monotonic())
         elif verdict in ROUTE_THROTTLES:
-            self._run["throttles"] += 1
+            self._tally.add("throttles")
             if verdict is V.QUOTA:
                 self._quota_text = f"{reply.code} {reply.text}"
         elif verdict is V.ROUTE_FAILURE:
@@ -519,38 +491,17 @@ class Engine:
             self.store.get_campaign(self.campaign.id),
             self.pacer.limits,
             seconds=time.time() - started,
-            sent_this_run=self._run["sent"],
-            throttles_this_run=self._run["throttles"],
+            sent_this_run=self._tally.counts["sent"],
+            throttles_this_run=self._tally.counts["throttles"],
             route_error=self._route_error,
         )
 
     # -- progress ------------------------------------------------------------------------
-    def _rate(self) -> float:
-        """Messages accepted per second over the last few seconds."""
-        now = time.monotonic()
-        recent = [t for t in self._accepted_times if now - t <= 5.0]
-        if len(recent) < 2:
-            return 0.0
-        return len(recent) / max(now - recent[0], 1e-3)
-
     def _progress_data(self, started: float) -> dict[str, Any]:
-        counts = self._initial.counts
-        run = self._run
         return {
-            "total": self._initial.total,
-            "sent": counts[M.SENT] + run["sent"],
-            "failed": counts[M.FAILED] + run["failed"],
-            "deferred": run["deferred"],
-            "uncertain": self._initial.uncertain_ever + run["uncertain"],
-            "cancelled": counts[M.CANCELLED],
-            "sent_this_run": self._run["sent"],
-            "failed_this_run": self._run["failed"],
-            "deferred_this_run": self._run["deferred"],
-            "uncertain_this_run": self._run["uncertain"],
-            "throttles_this_run": self._run["throttles"],
+            **self._tally.progress(time.monotonic()),
             "connections": self._open,
             "target_connections": self.pacer.target_connections,
-            "rate": self._rate(),
             "elapsed": time.time() - started,
             "state": self.campaign.state.value,
             "reason": self.campaign.reason,
