@@ -1,0 +1,65 @@
+"""The engine against servers that word and signal their limits unlike any rule we ship.
+
+The sandbox's reply templates are changed to wording none of the default rules know, so only
+what the route has shown (``mailpacer.context``) can tell a limit from a refusal. Told nothing,
+every message must still be delivered, none failed, and the limit learned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_engine_sandbox import assert_no_loss_no_duplicates, campaign, run
+
+from mailpacer.store import Store, open_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    """A real SQLite store in a temporary file."""
+    s = open_store(tmp_path / "mailpacer.db")
+    yield s
+    s.close()
+
+
+def throttle_replies(sb: Any) -> int:
+    """Replies of 400 and above that the sandbox sent (the recipients here all exist)."""
+    return sum(n for code, n in sb.counters.replies.items() if code >= 400)
+
+
+def test_greeting_refused_with_an_unknown_5xx(store: Store, sandbox: Any) -> None:
+    """`554 … not accepting connections` at the greeting while two connections work: a
+    connection limit, not a dead server — learned as 2, nothing failed, the campaign done."""
+    sb = sandbox("strict", connection_reply="554 mx.example.net ESMTP not accepting connections")
+    record = campaign(store, 300)
+    report = run(store, record, sb)
+    assert (report.sent, report.failed, report.state) == (300, 0, "done"), report
+    assert report.limits["connections"] == 2
+    assert throttle_replies(sb) <= 3
+    assert_no_loss_no_duplicates(store, record, sb, report)
+
+
+def test_rate_limit_answered_with_an_unknown_5xx(store: Store, sandbox: Any) -> None:
+    """A token bucket that answers `550 5.7.1 Sender not accepted at this moment` at MAIL: the
+    sender was accepted before, so it is a limit; every message is delivered, none failed."""
+    sb = sandbox("rate-limited", rate_reply="550 5.7.1 Sender not accepted at this moment")
+    record = campaign(store, 400)
+    report = run(store, record, sb)
+    assert (report.sent, report.failed, report.state) == (400, 0, "done"), report
+    assert report.route_error is None
+    assert throttle_replies(sb) <= 20
+    assert_no_loss_no_duplicates(store, record, sb, report)
+
+
+def test_per_connection_cap_with_a_bare_421(store: Store, sandbox: Any) -> None:
+    """Sessions closed with a bare `421 closing` after 20 messages each: the cap is learned from
+    the repeated count and connections are retired before it."""
+    sb = sandbox("exchange-like", per_connection_reply="421 {host} closing")
+    record = campaign(store, 300)
+    report = run(store, record, sb)
+    assert (report.sent, report.failed, report.state) == (300, 0, "done"), report
+    assert report.limits["messages_per_connection"] == 20
+    assert throttle_replies(sb) <= 6
+    assert_no_loss_no_duplicates(store, record, sb, report)
