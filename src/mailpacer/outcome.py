@@ -74,6 +74,7 @@ def decide(
             now=now,
             hint=result.retry_after,
             rng=rng,
+            floor=policy.greylist_min_seconds if verdict is V.GREYLIST else 0.0,
         )
         if retry_at is None:
             return (Decision(M.FAILED, verdict, f"gave up after {attempts + 1} attempts: {text}"),)

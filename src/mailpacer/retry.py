@@ -1,7 +1,11 @@
 """Backoff maths for deferred messages (DESIGN §3): pure, no sleeping, randomness injected.
 
 A transient failure is retried after ``base × multiplier^(attempts-1)`` seconds, capped, with
-multiplicative jitter; a server's hint ("try again in 300 seconds") is honoured instead. The
+multiplicative jitter — by default 5 s, 20 s, 80 s, … up to an hour: a fault of the server's (a
+queue write error, a dropped connection) usually clears at once, a recipient's trouble (a full
+mailbox) does not, and eight attempts still span hours. A server's hint ("try again in 300
+seconds") is honoured instead; greylisting without a hint waits at least ``greylist_min_seconds``
+(greylisters refuse a retry that comes sooner). The
 message gives up (``None``) after ``max_attempts`` attempts or when the next try would fall past
 ``max_age_seconds`` after its first attempt. Defaults follow what hosted senders do (SendGrid
 retries deferrals for 72 hours).
@@ -24,10 +28,11 @@ class RetryPolicy:
 
     max_attempts: int = 8  #: counted attempts, the first one included
     max_age_seconds: float = 3 * 86400.0  #: give up when the next try would be later than this
-    base_seconds: float = 60.0  #: delay after the first failed attempt
+    base_seconds: float = 5.0  #: delay after the first failed attempt
     cap_seconds: float = 3600.0  #: no computed delay is longer
     jitter: float = 0.2  #: each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
-    multiplier: float = 2.0
+    multiplier: float = 4.0
+    greylist_min_seconds: float = 60.0  #: a greylisting without a hint waits at least this
     max_hint_seconds: float = 86400.0  #: a server hint longer than this is cut to it
 
     def __post_init__(self) -> None:
@@ -39,6 +44,7 @@ class RetryPolicy:
             "jitter": 0 <= self.jitter < 1,
             "multiplier": self.multiplier >= 1,
             "max_hint_seconds": self.max_hint_seconds >= 0,
+            "greylist_min_seconds": self.greylist_min_seconds >= 0,
         }
         for key, ok in checks.items():
             value = getattr(self, key)
@@ -55,6 +61,7 @@ class RetryPolicy:
             cap_seconds=0.05,
             jitter=0.0,
             max_hint_seconds=0.05,
+            greylist_min_seconds=0.01,
         )
 
 
@@ -78,18 +85,20 @@ def next_retry(
     now: float,
     hint: float | None,
     rng: random.Random,
+    floor: float = 0.0,
 ) -> float | None:
     """When to try again (a timestamp on ``now``'s clock), or ``None`` to give up (→ failed).
 
     ``attempts`` counts the attempts made so far, the one that just failed included. A server
-    ``hint`` in seconds replaces the computed backoff (greylisting asks for a precise wait).
+    ``hint`` in seconds replaces the computed backoff (greylisting asks for a precise wait);
+    without one, the backoff is at least ``floor`` seconds.
     """
     if attempts >= policy.max_attempts:
         return None
     if hint is not None and math.isfinite(hint):
         delay = min(max(hint, 0.0), policy.max_hint_seconds)
     else:
-        delay = backoff_delay(policy, attempts, rng)
+        delay = max(backoff_delay(policy, attempts, rng), floor)
     retry_at = now + delay
     if retry_at - first_attempt_at > policy.max_age_seconds:
         return None

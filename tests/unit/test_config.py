@@ -45,7 +45,7 @@ daily_quota = 5000
 name = "acme-hourly"
 verdict = "quota"
 codes = [451]
-text = "hourly limit"
+text = "acme cap"
 """
 
 
@@ -176,7 +176,7 @@ def test_rules_pass_through_to_the_classifier() -> None:
     """[[rules]] become classify.Rule objects that win over the built-in rules."""
     rules = config().rules
     assert [r.name for r in rules] == ["acme-hourly"]
-    reply = Reply(451, "4.7.1 hourly limit reached, come back later", Phase.MAIL)
+    reply = Reply(451, "4.7.1 acme cap reached, come back later", Phase.MAIL)
     assert classify(reply, rules_with(rules)).verdict is Verdict.QUOTA
     assert classify(reply).verdict is not Verdict.QUOTA  # the defaults alone say otherwise
 

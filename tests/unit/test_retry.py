@@ -24,18 +24,20 @@ policies = st.builds(
 
 
 def test_defaults_are_production_values() -> None:
-    """Defaults: 8 attempts, 1 minute growing to at most 1 hour, give up after 3 days."""
+    """Defaults: 8 attempts, 5 seconds growing to at most 1 hour, give up after 3 days."""
     policy = RetryPolicy()
-    assert (policy.max_attempts, policy.base_seconds, policy.cap_seconds) == (8, 60.0, 3600.0)
+    assert (policy.max_attempts, policy.base_seconds, policy.cap_seconds) == (8, 5.0, 3600.0)
     assert policy.max_age_seconds == 3 * 86400
 
 
 def test_delays_without_jitter_double_then_cap() -> None:
-    """With no jitter the delays are 60, 120, 240 … seconds until the one-hour cap."""
+    """With no jitter the delays are 5, 20, 80 … seconds until the one-hour cap: eight attempts
+    span over two hours."""
     policy = RetryPolicy(jitter=0.0)
     rng = random.Random(1)
     delays = [backoff_delay(policy, n, rng) for n in range(1, 9)]
-    assert delays == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert delays == [5, 20, 80, 320, 1280, 3600, 3600, 3600]
+    assert sum(delays[:7]) > 2 * 3600
 
 
 def test_next_retry_is_a_timestamp_after_now() -> None:
@@ -44,7 +46,7 @@ def test_next_retry_is_a_timestamp_after_now() -> None:
     at = next_retry(
         policy, attempts=2, first_attempt_at=1000, now=1100, hint=None, rng=random.Random()
     )
-    assert at == 1100 + 120
+    assert at == 1100 + 20
 
 
 def test_hint_is_honoured_and_clamped() -> None:
@@ -68,10 +70,21 @@ def test_gives_up_after_max_attempts() -> None:
 
 def test_gives_up_past_max_age() -> None:
     """A retry that would land past max_age after the first attempt is not scheduled."""
-    policy = RetryPolicy(max_age_seconds=3600, jitter=0.0)
+    policy = RetryPolicy(max_age_seconds=3600, base_seconds=60, jitter=0.0)
     rng = random.Random(0)
     assert next_retry(policy, attempts=1, first_attempt_at=0, now=3560, hint=None, rng=rng) is None
     assert next_retry(policy, attempts=1, first_attempt_at=0, now=3000, hint=None, rng=rng) == 3060
+
+
+def test_floor_lengthens_short_delays_only() -> None:
+    """A floor (greylisting without a hint) raises a 5 s backoff to 60 s, leaves longer ones and
+    hints alone."""
+    policy = RetryPolicy(jitter=0.0)
+    rng = random.Random(0)
+    kw = {"first_attempt_at": 0.0, "now": 0.0, "rng": rng, "floor": 60.0}
+    assert next_retry(policy, attempts=1, hint=None, **kw) == 60.0  # type: ignore[arg-type]
+    assert next_retry(policy, attempts=4, hint=None, **kw) == 320.0  # type: ignore[arg-type]
+    assert next_retry(policy, attempts=1, hint=15.0, **kw) == 15.0  # type: ignore[arg-type]
 
 
 def test_huge_attempt_counts_stay_at_the_cap() -> None:
