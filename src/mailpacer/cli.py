@@ -27,6 +27,9 @@ class _Group(click.Group):
         except MailpacerError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:  # outside a send (validation, storing): nothing was started
+            click.echo("\nmailpacer: interrupted", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,7 @@ run recovers what was in flight).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -31,14 +32,15 @@ from mailpacer.runner import (
     check,
     default_db,
     engine_for,
+    envelope_address,
     prepare,
     settings_from_campaign,
 )
 from mailpacer.settings import load_settings
 from mailpacer.states import CampaignState, MessageState
-from mailpacer.store import Store, open_store
+from mailpacer.store import CampaignStats, Store, open_store
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # log files get whole lines, not 80 columns
 
 db_option = click.option(
     "--db",
@@ -64,7 +66,7 @@ def _run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> R
         loop = asyncio.get_running_loop()
         presses = 0
 
-        def interrupt() -> None:
+        def interrupt(sig: signal.Signals) -> None:
             nonlocal presses
             presses += 1
             if presses == 1:
@@ -73,12 +75,11 @@ def _run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> R
                     "(Ctrl-C again to quit at once)[/]"
                 )
                 engine.stop("interrupted; run the same command again to continue")
-            else:
-                store.close()
-                os._exit(130)
+                return
+            _quit_at_once(sig, view, store)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, interrupt)
+            loop.add_signal_handler(sig, interrupt, sig)
         return await engine.run()
 
     if view is not None:
@@ -88,6 +89,24 @@ def _run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> R
         report = asyncio.run(main())
     _print_report(report, as_json=as_json)
     return report
+
+
+def _quit_at_once(sig: signal.Signals, view: ProgressView | None, store: Store) -> None:
+    """The second Ctrl-C: say so on stderr and exit now (128 + the signal number). Messages in
+    flight stay ``sending``; the next run finds their process gone and recovers them as
+    uncertain (resent with the same Message-ID)."""
+    if view is not None:
+        with contextlib.suppress(Exception):  # leave the terminal usable whatever happens
+            view.stop()
+    print(
+        f"mailpacer: {sig.name} again: quit at once; messages that were in flight are "
+        "recovered as uncertain when you run the same command again",
+        file=sys.stderr,
+        flush=True,
+    )
+    with contextlib.suppress(Exception):
+        store.close()
+    os._exit(128 + sig.value)
 
 
 def _print_report(report: Report, *, as_json: bool) -> None:
@@ -170,6 +189,16 @@ def send_command(
 
     Flags win over MAILPACER_* variables, which win over mailpacer.toml. Re-running the same
     command continues the same campaign.
+
+    \b
+    Exit codes:
+      0    every deliverable message was sent
+      1    something is left (paused, cancelled, deferred, held) or gave up after retries
+      2    a bad flag, URL, address or config value; nothing was started
+      3    bad campaign input (recipients, template, attachments); nothing was sent
+      4    the route failed (unreachable, TLS, password): campaign paused, no message failed
+      5    the database cannot be used
+      130  a second Ctrl-C quit at once (143: a second SIGTERM)
     """
     resolved = load_settings(
         {
@@ -189,11 +218,14 @@ def send_command(
             "hold_uncertain": hold_uncertain,
         }
     )
+    route = resolved.require_route()
+    sender = resolved.require_sender()
+    envelope_address(sender, source=_source(resolved.origins.get("from", "flag --from")))
     settings = SendSettings(
         recipients=recipients,
         template=template,
-        route=resolved.require_route(),
-        sender=resolved.require_sender(),
+        route=route,
+        sender=sender,
         db=resolved.db,
         ceilings=resolved.ceilings,
         skip_invalid=skip_invalid,
@@ -218,6 +250,15 @@ def send_command(
     finally:
         store.close()
     sys.exit(report.exit_code)
+
+
+def _source(origin: str) -> str:
+    """Where a setting came from, as an error names it: ``--from``, ``MAILPACER_FROM``, or
+    ``mailpacer.toml:3: defaults.from``."""
+    kind, _, where = origin.partition(" ")
+    if kind == "file":
+        return f"{where}: defaults.from"
+    return where or origin
 
 
 def _dry_run(settings: SendSettings, skip_rows: frozenset[int], *, as_json: bool) -> None:
@@ -270,7 +311,7 @@ def status_command(campaign: str | None, db: str, as_json: bool) -> None:
                                 "name": r.name,
                                 "state": r.state.value,
                                 "reason": r.reason,
-                                **{k.value: v for k, v in s.counts.items()},
+                                **_counts(s),
                                 "total": s.total,
                             }
                             for r, s in rows
@@ -309,8 +350,7 @@ def status_command(campaign: str | None, db: str, as_json: bool) -> None:
             "reason": record.reason,
             "route": record.route_key,
             "total": stats.total,
-            "uncertain": stats.uncertain_ever,
-            **{k.value: v for k, v in stats.counts.items()},
+            **_counts(stats),
             "limits": limits,
             "limits_text": Limits.from_dict(limits).describe() if limits else "",
             "failures": [
@@ -325,7 +365,7 @@ def status_command(campaign: str | None, db: str, as_json: bool) -> None:
             f"campaign {record.id} ({record.name}): [bold]{record.state.value}[/]"
             + (f" — {record.reason}" if record.reason else "")
         )
-        console.print("  " + " · ".join(f"{k.value} {v}" for k, v in stats.counts.items()))
+        console.print("  " + " · ".join(f"{k} {v}" for k, v in _counts(stats).items()))
         console.print(
             f"  route {record.route_key}" + (f" — learned: {data['limits_text']}" if limits else "")
         )
@@ -333,6 +373,15 @@ def status_command(campaign: str | None, db: str, as_json: bool) -> None:
             console.print(f"  [red]failed[/] {m.email}: {m.last_code or ''} {m.last_text or ''}")
     finally:
         store.close()
+
+
+def _counts(stats: CampaignStats) -> dict[str, int]:
+    """Counts by state, named as in the send report: ``uncertain`` counts every message that was
+    uncertain at some point (as ``send --json`` does), ``held`` those still held for review."""
+    counts = {k.value: v for k, v in stats.counts.items()}
+    counts["held"] = counts.pop(MessageState.UNCERTAIN.value)
+    counts["uncertain"] = stats.uncertain_ever
+    return counts
 
 
 def _ref(text: str) -> int | str:

@@ -49,6 +49,10 @@ class ProgressView:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the live display and leave the terminal as it was (idempotent)."""
         self._progress.stop()
 
     def __call__(self, event: Event) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
 
 from mailpacer.compose import (
     CampaignCheck,
@@ -42,13 +45,25 @@ def default_db() -> str:
     return str(Path(base) / "mailpacer" / "mailpacer.db")
 
 
-def envelope_address(sender: str) -> str:
-    """The bare address of ``"Name <addr@host>"`` (MAIL FROM), or a clear error."""
-    _, address = parseaddr(sender)
-    if "@" not in address or any(c in sender for c in "\r\n"):
-        raise UsageError(
-            f"--from {sender!r}: expected an address such as 'Team <team@example.com>'"
-        )
+_MAILBOX = re.compile(r"\s*(?:(?P<name>[^<>]*?)\s*<(?P<angle>[^<>]*)>|(?P<bare>[^<>\s]+))\s*")
+
+
+def envelope_address(sender: str, *, source: str = "--from") -> str:
+    """The bare address of ``"Name <addr@host>"`` (MAIL FROM), or a :class:`UsageError` that
+    names ``source`` (the flag, variable or file line the sender came from)."""
+    if any(c in sender for c in "\r\n"):
+        raise UsageError(f"{source} {sender!r}: line breaks are not allowed in a header")
+    example = "expected one address such as 'Team <team@example.com>'"
+    match = _MAILBOX.fullmatch(sender)
+    if match is None:
+        raise UsageError(f"{source} {sender!r}: {example}")
+    address = match["angle"] if match["angle"] is not None else match["bare"]
+    if parseaddr(sender)[1] != address:  # the composer would read another address (or none)
+        raise UsageError(f"{source} {sender!r}: {example}")
+    try:
+        validate_email(address, check_deliverability=False, allow_smtputf8=False, strict=True)
+    except EmailNotValidError as exc:
+        raise UsageError(f"{source} {sender!r}: {exc}") from None
     return address
 
 
