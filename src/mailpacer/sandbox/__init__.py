@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mailpacer.sandbox.profiles import CAPACITY_FORMULA, PROFILES, Profile, get_profile
+from mailpacer.sandbox.builtin import PROFILES, get_profile
+from mailpacer.sandbox.profiles import CAPACITY_FORMULA, Profile
 from mailpacer.sandbox.records import AcceptedMessage, Counters
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ import click
 if TYPE_CHECKING:
     from mailpacer.sandbox.control import Sandbox
 
-from mailpacer.sandbox.profiles import CAPACITY_FORMULA, PROFILES, Profile, get_profile
+from mailpacer.sandbox.builtin import PROFILES, get_profile
+from mailpacer.sandbox.profiles import CAPACITY_FORMULA, Profile
 
 
 def _capacity(profile: Profile) -> str:

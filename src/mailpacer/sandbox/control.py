@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from mailpacer.errors import SandboxError
-from mailpacer.sandbox.profiles import Profile, get_profile
+from mailpacer.sandbox.builtin import get_profile
+from mailpacer.sandbox.profiles import Profile
 from mailpacer.sandbox.records import AcceptedMessage, Counters, Recorder
 from mailpacer.sandbox.server import SandboxState, start_server, stop_server
 

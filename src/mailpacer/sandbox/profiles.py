@@ -1,8 +1,8 @@
 """Sandbox profiles: what a strict provider does, as data (DESIGN §8, §9).
 
 A :class:`Profile` lists every behaviour the sandbox can switch on; each field's default is "off".
-Tests shorten slow behaviours with :func:`dataclasses.replace`, e.g.
-``replace(get_profile("flaky"), greylist_seconds=1.0)``.
+The built-in profiles are in :mod:`mailpacer.sandbox.builtin`. Tests shorten slow behaviours with
+:func:`dataclasses.replace`, e.g. ``replace(get_profile("flaky"), greylist_seconds=1.0)``.
 
 Capacity
 --------
@@ -11,26 +11,49 @@ perfect client: one recipient per message, no RSET between successful messages, 
 connection. With ``c`` the per-command latency and ``d`` the latency after the final ".":
 
 * one message on one connection costs ``t = 3c + d`` (MAIL, RCPT, DATA command, after DATA);
-* with a per-connection cap ``N``, add the connection's own cost spread over its messages:
+* with a per-connection cap ``N`` (the smaller of ``max_messages_per_connection`` and the
+  advertised ``LIMITS MAILMAX``), add the connection's own cost spread over its messages:
   ``t += (greeting + c*(EHLO + QUIT) [+ c*(STARTTLS + EHLO + AUTH)]) / N``;
 * ``capacity = min(max_connections / t, rate_per_minute / 60)``, infinite where unbounded.
 
 Faults, drops, greylisting and quotas only lower what a client achieves; they are not in the
 formula (it is an upper bound). TLS handshakes and network time are not latencies and not counted.
+PIPELINING does not change it either: the latencies are the server's time per command, which a
+pipelining client saves round trips on but still waits for. How a limit is refused (a reply, a
+5xx, a silent close) changes what a client learns, not what a perfect client reaches.
+
+Reply templates are one line starting with a 4xx or 5xx code; a ``421`` reply is followed by a
+close, as RFC 5321 §3.8 says.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from typing import Literal
 
-from mailpacer.errors import NotFound, UsageError
+from mailpacer.errors import UsageError
 
 CAPACITY_FORMULA = """\
 capacity: messages/s a perfect client can reach (one recipient per message, no RSET)
   t = 3*command + after_DATA  [+ (greeting + command*(EHLO + QUIT [+ STARTTLS + EHLO + AUTH]))
-                                 / messages_per_connection]
+                                 / min(messages_per_connection, MAILMAX)]
   capacity = min(max_connections / t, rate_per_minute / 60)"""
+
+#: the reply at RCPT once a transaction has ``LIMITS RCPTMAX`` recipients (RFC 5321 §4.5.3.1.10)
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+_REPLY_FIELDS = (
+    "connection_reply",
+    "per_connection_reply",
+    "rate_reply",
+    "fault_reply",
+    "unknown_user_reply",
+    "greylist_reply",
+    "quota_reply",
+)
+_REPLY = re.compile(r"[45][0-9][0-9](?: [^\r\n]*)?")
+_LIMIT = re.compile(r"([A-Z][A-Z0-9-]*)=([0-9]{1,9})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +72,23 @@ class Profile:
     #: after the final "." before the reply
     data_latency: float = 0.0
 
-    #: concurrent connections per client IP; over it the greeting is ``connection_reply``
+    #: advertise PIPELINING in EHLO (RFC 2920): the client may send MAIL, RCPT and DATA at once
+    pipelining: bool = False
+    #: RFC 9422 ``LIMITS`` advertised in EHLO, e.g. ``"MAILMAX=20 RCPTMAX=50"``; MAILMAX is
+    #: enforced like ``max_messages_per_connection``, RCPTMAX with ``452 4.5.3`` at RCPT
+    ehlo_limits: str | None = None
+
+    #: concurrent connections per client IP; over it the connection is refused
     max_connections: int | None = None
+    #: how: ``"greeting"`` sends ``connection_reply`` and closes; ``"close"`` accepts the TCP
+    #: connection and closes it at once without a word (firewalls, some servers)
+    connection_refusal: Literal["greeting", "close"] = "greeting"
     connection_reply: str = "421 4.7.0 {host} Error: too many connections from {ip}"
 
-    #: accepted messages per connection; the next MAIL gets ``per_connection_reply`` and a close
+    #: accepted messages per connection; the next MAIL is refused and the connection closed
     max_messages_per_connection: int | None = None
+    #: how: ``"reply"`` sends ``per_connection_reply`` first; ``"close"`` closes silently
+    per_connection_refusal: Literal["reply", "close"] = "reply"
     per_connection_reply: str = "421 4.4.2 {host} Error: too many messages in this connection"
 
     #: token bucket per client IP, taken at MAIL
@@ -109,15 +143,49 @@ class Profile:
             raise UsageError(f"profile {self.name}: greylist_seconds must be >= 0 or None")
         if self.quota_window_seconds <= 0:
             raise UsageError(f"profile {self.name}: quota_window_seconds must be > 0")
+        if self.connection_refusal not in ("greeting", "close"):
+            raise UsageError(f"profile {self.name}: connection_refusal must be greeting or close")
+        if self.per_connection_refusal not in ("reply", "close"):
+            raise UsageError(f"profile {self.name}: per_connection_refusal must be reply or close")
+        for field_name in _REPLY_FIELDS:
+            self._check_reply(field_name, getattr(self, field_name))
+        _parse_limits(self.name, self.ehlo_limits)
+
+    def _check_reply(self, field_name: str, template: str) -> None:
+        if not _REPLY.fullmatch(template):
+            raise UsageError(
+                f"profile {self.name}: {field_name} must be one line starting with a 4xx or 5xx "
+                f"code, not {template!r}"
+            )
+        try:
+            self.reply(template)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(
+                f"profile {self.name}: {field_name} has a bad placeholder ({exc}); "
+                "known: {host} {ip} {rcpt} {seconds}"
+            ) from None
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """``ehlo_limits`` as a mapping, e.g. ``{"MAILMAX": 20, "RCPTMAX": 50}``."""
+        return _parse_limits(self.name, self.ehlo_limits)
+
+    @property
+    def messages_per_connection(self) -> int | None:
+        """The enforced per-connection cap: ``max_messages_per_connection`` or MAILMAX,
+        whichever is smaller (None when neither is set)."""
+        caps = [c for c in (self.max_messages_per_connection, self.limits.get("MAILMAX")) if c]
+        return min(caps) if caps else None
 
     @property
     def seconds_per_message(self) -> float:
         """Latency one message costs a perfect client on one connection (``t`` above)."""
         t = 3 * self.command_latency + self.data_latency
-        if self.max_messages_per_connection is not None:
+        cap = self.messages_per_connection
+        if cap is not None:
             commands = 2 + (3 if self.auth_tls else 0)
             setup = self.greeting_latency + commands * self.command_latency
-            t += setup / self.max_messages_per_connection
+            t += setup / cap
         return t
 
     @property
@@ -144,16 +212,31 @@ class Profile:
                 f"latency: greeting {_ms(self.greeting_latency)}, command "
                 f"{_ms(self.command_latency)}, after DATA {_ms(self.data_latency)}"
             )
+        if self.pipelining:
+            out.append("EHLO offers PIPELINING (RFC 2920)")
+        if self.ehlo_limits is not None:
+            enforced = ["MAILMAX per connection"] if "MAILMAX" in self.limits else []
+            if "RCPTMAX" in self.limits:
+                enforced.append(f"RCPTMAX then RCPT: {TOO_MANY_RECIPIENTS}")
+            out.append(
+                f"EHLO offers LIMITS {self.ehlo_limits} (RFC 9422); enforced: "
+                f"{'; '.join(enforced) or 'nothing'}"
+            )
         if self.max_connections is not None:
-            out.append(
-                f"{self.max_connections} concurrent connections per IP, then greeting: "
-                f"{self.reply(self.connection_reply)}"
+            refusal = (
+                f"greeting: {self.reply(self.connection_reply)}"
+                if self.connection_refusal == "greeting"
+                else "closed at once without a greeting"
             )
-        if self.max_messages_per_connection is not None:
-            out.append(
-                f"{self.max_messages_per_connection} messages per connection, then MAIL: "
-                f"{self.reply(self.per_connection_reply)}"
+            out.append(f"{self.max_connections} concurrent connections per IP, then {refusal}")
+        cap = self.messages_per_connection
+        if cap is not None:
+            refusal = (
+                f"MAIL: {self.reply(self.per_connection_reply)}"
+                if self.per_connection_refusal == "reply"
+                else "MAIL: connection closed without a reply"
             )
+            out.append(f"{cap} messages per connection, then {refusal}")
         if self.rate_per_minute is not None:
             out.append(
                 f"{self.rate_per_minute:g} messages/minute per IP (burst "
@@ -190,106 +273,22 @@ class Profile:
         return out
 
 
+def _parse_limits(profile: str, text: str | None) -> dict[str, int]:
+    if text is None:
+        return {}
+    out: dict[str, int] = {}
+    for word in text.split():
+        match = _LIMIT.fullmatch(word)
+        if match is None or int(match.group(2)) < 1:
+            raise UsageError(
+                f"profile {profile}: ehlo_limits must be NAME=number words (number >= 1), "
+                f"e.g. 'MAILMAX=20 RCPTMAX=50'; not {word!r}"
+            )
+        out[match.group(1)] = int(match.group(2))
+    if not out:
+        raise UsageError(f"profile {profile}: ehlo_limits is empty (use None)")
+    return out
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:g} ms"
-
-
-_ALL = (
-    Profile(
-        name="strict",
-        description="Exim-style: 2 connections per IP, refused at the greeting",
-        hostname="mx.strict.sandbox.mailpacer.test",
-        banner="ESMTP Exim 4.97",
-        greeting_latency=0.005,
-        command_latency=0.004,
-        data_latency=0.018,
-        max_connections=2,
-        connection_reply=(
-            "421 Too many concurrent SMTP connections from this IP address; please try again later."
-        ),
-    ),
-    Profile(
-        name="exchange-like",
-        description="Exchange-style: 3 connections per IP, 20 messages per connection",
-        hostname="mx.exchange.sandbox.mailpacer.test",
-        banner="Microsoft ESMTP MAIL Service ready",
-        greeting_latency=0.010,
-        command_latency=0.005,
-        data_latency=0.028,
-        max_connections=3,
-        connection_reply=(
-            "421 4.3.2 The maximum number of concurrent server connections has exceeded a "
-            "limit, closing transmission channel"
-        ),
-        max_messages_per_connection=20,
-        per_connection_reply=(
-            "421 4.4.2 {host} Too many messages in this connection, closing transmission channel"
-        ),
-    ),
-    Profile(
-        name="rate-limited",
-        description="Postfix anvil-style: 3,600 messages/minute per IP (burst 20), 4 connections",
-        hostname="mx.rate.sandbox.mailpacer.test",
-        banner="ESMTP Postfix",
-        greeting_latency=0.002,
-        command_latency=0.002,
-        data_latency=0.006,
-        max_connections=4,
-        rate_per_minute=3600.0,
-        rate_burst=20,
-    ),
-    Profile(
-        name="flaky",
-        description="transient faults, drops after DATA and greylisting (seeded)",
-        hostname="mx.flaky.sandbox.mailpacer.test",
-        banner="ESMTP Postfix",
-        greeting_latency=0.002,
-        command_latency=0.002,
-        data_latency=0.006,
-        max_connections=4,
-        fault_probability=0.05,
-        drop_probability=0.02,
-        greylist_seconds=15.0,
-    ),
-    Profile(
-        name="quota",
-        description="Gmail-style daily sending limit: 500 messages per day, 3 connections",
-        hostname="smtp.quota.sandbox.mailpacer.test",
-        banner="ESMTP ready",
-        greeting_latency=0.002,
-        command_latency=0.002,
-        data_latency=0.006,
-        max_connections=3,
-        connection_reply="421 4.7.0 Try again later, closing connection.",
-        quota=500,
-    ),
-    Profile(
-        name="auth-tls",
-        description="submission port: STARTTLS then AUTH PLAIN/LOGIN required, 4 connections",
-        hostname="smtp.auth.sandbox.mailpacer.test",
-        banner="ESMTP Postfix",
-        greeting_latency=0.002,
-        command_latency=0.002,
-        data_latency=0.006,
-        max_connections=4,
-        auth_tls=True,
-    ),
-    Profile(
-        name="unlimited",
-        description="no limits, no latency: as fast as the sandbox goes",
-        hostname="mx.unlimited.sandbox.mailpacer.test",
-        banner="ESMTP",
-    ),
-)
-
-#: every built-in profile by name
-PROFILES: dict[str, Profile] = {p.name: p for p in _ALL}
-
-
-def get_profile(name: str) -> Profile:
-    """The built-in profile called ``name``; :class:`NotFound` lists the known ones."""
-    try:
-        return PROFILES[name]
-    except KeyError:
-        known = ", ".join(PROFILES)
-        raise NotFound(f"unknown sandbox profile {name!r}; known profiles: {known}") from None

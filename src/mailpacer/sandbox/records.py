@@ -60,12 +60,18 @@ class Counters:
     """A snapshot of what the sandbox did since it started."""
 
     connections_opened: int = 0  #: TCP connections accepted (admitted or refused)
-    connections_refused: int = 0  #: greeted with the connection-limit 421 and closed
+    #: over the connection limit: greeted with ``connection_reply`` and closed, or closed at once
+    connections_refused: int = 0
     open_connections: int = 0  #: admitted connections open now
     peak_concurrent: int = 0  #: most admitted connections open at once (all IPs)
     accepted: int = 0  #: messages accepted (including dropped ones)
     dropped: int = 0  #: accepted, then closed without a reply
     internal_errors: int = 0  #: exceptions inside the sandbox (should stay 0)
+    #: commands that arrived before the previous command was answered: round trips a
+    #: pipelining client saved (2 per message for MAIL, RCPT and DATA sent at once)
+    pipelined: int = 0
+    #: commands read after the sandbox closed their connection on purpose, ignored unanswered
+    ignored_after_close: int = 0
     replies: dict[int, int] = field(default_factory=dict)  #: final reply lines by code
     #: every 4xx/5xx reply by (code, full text), e.g. ``(421, "421 Too many ...")``
     refusals: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -88,6 +94,8 @@ class Recorder:
         self.connections_refused = 0
         self.internal_errors = 0
         self.dropped = 0
+        self.pipelined_commands = 0
+        self.ignored_after_close = 0
         self.open_connections = 0
         self.peak_concurrent = 0
         self._mailbox_dir = mailbox_dir
@@ -114,6 +122,16 @@ class Recorder:
         """Count an exception inside the sandbox."""
         with self._lock:
             self.internal_errors += 1
+
+    def pipelined(self) -> None:
+        """Count one command that arrived before the previous one was answered."""
+        with self._lock:
+            self.pipelined_commands += 1
+
+    def ignored(self) -> None:
+        """Count one command read after its connection was closed on purpose."""
+        with self._lock:
+            self.ignored_after_close += 1
 
     def reply(self, line: str) -> None:
         """Count one reply line the server sent (continuation lines ``250-`` are not counted)."""
@@ -176,6 +194,8 @@ class Recorder:
                 accepted=len(self._messages),
                 dropped=self.dropped,
                 internal_errors=self.internal_errors,
+                pipelined=self.pipelined_commands,
+                ignored_after_close=self.ignored_after_close,
                 replies=dict(self._replies),
                 refusals=dict(self._refusals),
             )

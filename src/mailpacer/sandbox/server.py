@@ -1,16 +1,20 @@
 """The sandbox SMTP server: aiosmtpd's protocol with a strict provider's behaviours.
 
 :class:`SandboxState` is shared by every connection of one sandbox (profile, limits, seeded
-random draws, the recorder). :class:`SandboxSMTP` is one connection; :class:`SandboxHandler`
-holds aiosmtpd's ``handle_*`` hooks, where the profile's behaviours are applied. Latencies are
-``asyncio.sleep``: the loop keeps serving other connections meanwhile.
+random draws, the recorder). :class:`SandboxSMTP` is one connection;
+:class:`~mailpacer.sandbox.handler.SandboxHandler` holds aiosmtpd's ``handle_*`` hooks, where the
+profile's behaviours are applied. Latencies are ``asyncio.sleep``: the loop keeps serving other
+connections meanwhile.
+
+Pipelined input (several commands in one packet, RFC 2920) is read line by line by aiosmtpd and
+answered in order. Once the sandbox closes a connection on purpose, commands still buffered behind
+the one that closed it are ignored: no reply, and no side effect such as a greylist entry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import random
 import re
 import secrets
@@ -19,16 +23,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from mailpacer.sandbox.handler import SILENT, SandboxHandler
 from mailpacer.sandbox.limits import ConnectionSlots, Greylist, Quota, RateLimiter
 from mailpacer.sandbox.profiles import Profile
 from mailpacer.sandbox.records import Recorder
 
-log = logging.getLogger(__name__)
-
-#: a hook's answer that means "send nothing" (the connection was closed on purpose)
-SILENT = "<silent>"
 STARTTLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
 _IDLE_TIMEOUT = 300.0
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -68,6 +69,9 @@ class SandboxState:
             if profile.quota is not None
             else None
         )
+        #: the enforced per-connection cap (``max_messages_per_connection`` or LIMITS MAILMAX)
+        self.messages_per_connection = profile.messages_per_connection
+        self.rcptmax = profile.limits.get("RCPTMAX")
         self.faults = random.Random(f"{profile.seed}/faults")
         self.drops = random.Random(f"{profile.seed}/drops")
         self.connections: set[SandboxSMTP] = set()
@@ -126,13 +130,14 @@ class SandboxSMTP(SMTP):
         self.ip = "?"
         self.admitted = False
         self.accepted = 0  #: messages accepted on this connection
+        #: commands that arrived while an earlier one was still unanswered (round trips saved)
+        self.pipelined = 0
         self._closing = False
         self.pace = Pace()
-        if profile.command_latency > 0:
-            self._smtp_methods = {
-                name: _delayed(method, profile.command_latency, self.pace)
-                for name, method in self._smtp_methods.items()
-            }
+        self._smtp_methods = {
+            name: self._command(method, profile.command_latency)
+            for name, method in self._smtp_methods.items()
+        }
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
@@ -161,6 +166,40 @@ class SandboxSMTP(SMTP):
             self.state.slots.release(self.ip)
             self.state.recorder.closed(self.state.slots.open)
 
+    def _command(
+        self, method: Callable[[str | None], Awaitable[None]], latency: float
+    ) -> Callable[[str | None], Awaitable[None]]:
+        """``method`` as the sandbox runs it: ignored once the connection is closing, counted
+        when the client pipelined the next command behind it, answered ``latency`` later."""
+
+        async def run(arg: str | None) -> None:
+            if self._closing:
+                self.state.recorder.ignored()
+                return
+            # aiosmtpd reads line by line: bytes left in its reader are the next command(s)
+            if self._reader._buffer:  # type: ignore[attr-defined]
+                self.pipelined += 1
+                self.state.recorder.pipelined()
+            if latency > 0:
+                await self.pace.sleep(latency)
+                if self._closing:
+                    return
+            await method(arg)
+
+        for attr in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
+            if hasattr(method, attr):
+                setattr(run, attr, getattr(method, attr))
+        return run
+
+    async def refuse(self, line: str) -> str:
+        """A hook's refusal: returned as the reply, except that a ``421`` is sent here and the
+        connection closed after it (then :data:`SILENT` is returned)."""
+        if not line.startswith("421"):
+            return line
+        await self.push(line)
+        self.close_now()
+        return SILENT
+
     def close_now(self) -> None:
         """Release the slot and close the connection; nothing more is sent on it."""
         self._closing = True
@@ -178,8 +217,8 @@ class SandboxSMTP(SMTP):
     async def _handle_client(self) -> None:
         profile = self.state.profile
         if not self.admitted:
-            reply = profile.reply(profile.connection_reply, ip=self.ip)
-            await self.push(reply)
+            if profile.connection_refusal == "greeting":
+                await self.push(profile.reply(profile.connection_reply, ip=self.ip))
             self.close_now()
             return
         if profile.greeting_latency > 0:
@@ -227,126 +266,6 @@ class Pace:
         await asyncio.sleep(max(0.0, seconds - self.debt))
         # bounded so one long stall (a busy machine) is not paid back by many instant replies
         self.debt = min(self.debt + (loop.time() - started) - seconds, seconds)
-
-
-def _delayed(
-    method: Callable[[str | None], Awaitable[None]], seconds: float, pace: Pace
-) -> Callable[[str | None], Awaitable[None]]:
-    """``method`` answering ``seconds`` later."""
-
-    async def run(arg: str | None) -> None:
-        await pace.sleep(seconds)
-        await method(arg)
-
-    for attr in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
-        if hasattr(method, attr):
-            setattr(run, attr, getattr(method, attr))
-    return run
-
-
-class SandboxHandler:
-    """aiosmtpd hooks: where each of the profile's behaviours is applied."""
-
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-
-    async def handle_EHLO(
-        self,
-        server: SandboxSMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        session.host_name = hostname
-        # An ordinary server's keywords: no limits advertised, no HELP.
-        lines = [responses[0], "250-PIPELINING", *responses[1:-1]]
-        lines[-1] = "250 " + lines[-1][4:]
-        return lines
-
-    async def handle_MAIL(
-        self,
-        server: SandboxSMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        mail_options: list[str],
-    ) -> str:
-        state = self.state
-        profile = state.profile
-        cap = profile.max_messages_per_connection
-        if cap is not None and server.accepted >= cap:
-            await server.push(profile.reply(profile.per_connection_reply, ip=server.ip))
-            server.close_now()
-            return SILENT
-        now = state.clock()
-        if state.quota is not None and state.quota.exhausted(now):
-            return profile.reply(profile.quota_reply, ip=server.ip)
-        if state.rate is not None and not state.rate.allow(server.ip, now):
-            return profile.reply(profile.rate_reply, ip=server.ip)
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 Ok"
-
-    async def handle_RCPT(
-        self,
-        server: SandboxSMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        profile = self.state.profile
-        prefix = profile.unknown_user_prefix
-        if prefix is not None and address.lower().startswith(prefix):
-            return profile.reply(profile.unknown_user_reply, ip=server.ip, rcpt=address)
-        greylist = self.state.greylist
-        if greylist is not None:
-            wait = greylist.wait(server.ip, address, self.state.clock())
-            if wait is not None:
-                return profile.reply(profile.greylist_reply, ip=server.ip, rcpt=address, wait=wait)
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(self, server: SandboxSMTP, session: Session, envelope: Envelope) -> str:
-        state = self.state
-        profile = state.profile
-        if profile.data_latency > 0:
-            await server.pace.sleep(profile.data_latency)
-        if profile.fault_probability and state.faults.random() < profile.fault_probability:
-            return profile.reply(profile.fault_reply, ip=server.ip)
-        now = state.clock()
-        if state.quota is not None:
-            if state.quota.exhausted(now):
-                return profile.reply(profile.quota_reply, ip=server.ip)
-            state.quota.count(now)
-        drop = bool(profile.drop_probability) and state.drops.random() < profile.drop_probability
-        data: bytes = envelope.original_content or b""
-        state.recorder.message(
-            time=time.time(),
-            connection_id=server.connection_id,
-            mail_from=envelope.mail_from or "",
-            rcpt_tos=envelope.rcpt_tos,
-            data=data,
-            dropped=drop,
-        )
-        server.accepted += 1
-        if drop:
-            server.close_now()
-            return SILENT
-        return f"250 2.0.0 Ok: queued as {server.connection_id:X}.{server.accepted}"
-
-    async def handle_QUIT(self, server: SandboxSMTP, session: Session, envelope: Envelope) -> str:
-        server.release()  # before the reply: a client that reconnects at once finds its slot
-        return "221 2.0.0 Bye"
-
-    async def handle_exception(self, error: Exception) -> str:
-        if isinstance(error, TLSSetupException):  # the client's TLS handshake failed
-            return "454 4.7.0 TLS not available due to local problem"
-        self.state.recorder.internal_error()
-        log.error("sandbox: internal error", exc_info=error)
-        return "451 4.3.0 Error: internal sandbox error"
 
 
 async def start_server(state: SandboxState, host: str, port: int) -> asyncio.Server:
