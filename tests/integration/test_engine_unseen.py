@@ -63,3 +63,32 @@ def test_per_connection_cap_with_a_bare_421(store: Store, sandbox: Any) -> None:
     assert report.limits["messages_per_connection"] == 20
     assert throttle_replies(sb) <= 6
     assert_no_loss_no_duplicates(store, record, sb, report)
+
+
+# profile → limits the engine must learn (None: not checked)
+SERVERS = {
+    "ses-like": {"connections": 4, "messages_per_connection": 50},
+    "o365-like": {"connections": 3},
+    "pipelining": {"connections": 3, "messages_per_connection": 25},
+    "firewall": {"connections": 3},
+    "fivexx-rate": {"connections": None},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", sorted(SERVERS))
+def test_servers_unlike_ours_thousand_messages(store: Store, sandbox: Any, profile: str) -> None:
+    """Servers with other wording and signalling (SES's 454 and per-session cap, Microsoft's 432
+    greeting, PIPELINING + LIMITS with a silent close, a firewall that closes the socket, a rate
+    limit said with a 5xx): 1,000 messages, told nothing — all sent, none failed or lost, at most
+    one reply of 400 or above per 100 messages, and the limits learned."""
+    sb = sandbox(profile)
+    record = campaign(store, 1000)
+    report = run(store, record, sb)
+    assert (report.sent, report.failed, report.state) == (1000, 0, "done"), report
+    assert_no_loss_no_duplicates(store, record, sb, report)
+    assert throttle_replies(sb) <= 10, sb.counters.replies
+    for key, value in SERVERS[profile].items():
+        if value is not None:
+            assert report.limits[key] == value, report.limits
+    assert sb.counters.peak_concurrent <= (sb.profile.max_connections or 1000) + 1
