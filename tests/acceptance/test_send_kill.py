@@ -13,6 +13,7 @@ from send_helpers import (
     assert_recovered,
     copy_campaign,
     last_json,
+    mailpacer,
     received,
     run,
     send_args,
@@ -111,3 +112,5 @@ def test_second_ctrl_c_quits_at_once_and_rerun_recovers(tmp_path: Path, sandbox:
     assert_recovered(report, db, sb)
     assert report["uncertain"] >= 1  # the message that was in flight
     assert report["total"] == 5
+    status = last_json(mailpacer("status", "1", "--db", db, "--json", cwd=tmp_path).stdout)
+    assert (status["uncertain"], status["held"]) == (report["uncertain"], 0)
