@@ -4,6 +4,10 @@ The engine decides how many connections to keep and when to retire one (the pace
 this module only does the I/O and reports what the server said, or that it said nothing, in the
 phase where it happened. That phase is what separates a transient failure (no reply before the
 final ".") from an ambiguous one (no reply after it).
+
+When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and their
+replies are read in order: one round trip instead of three. Each reply keeps its own phase, and
+the first refusal is the transaction's answer whatever the later commands got.
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ import ssl
 from dataclasses import dataclass, field
 
 import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
 
 from mailpacer.classify import Phase, Reply
 from mailpacer.route import Route, TlsMode
 
 _PERIOD_AT_LINE_START = re.compile(rb"(?m)^\.")
 _BARE_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+_CONTROL_CHARACTERS = re.compile(rb"[\x00-\x1f\x7f]")  #: CR/LF in an address would inject
 _QUIT_TIMEOUT = 5.0
+#: the replies that let a transaction go on, per phase
+_GOES_ON = {Phase.MAIL: (250,), Phase.RCPT: (250, 251), Phase.DATA: (354,)}
 
 
 class ConnectFailed(Exception):
@@ -117,10 +125,17 @@ class Connection:
         conn.extensions["_ehlo"] = ehlo.message
         return conn
 
+    @property
+    def pipelining(self) -> bool:
+        """The server offered PIPELINING: :meth:`send` writes MAIL, RCPT and DATA at once."""
+        return "pipelining" in self.extensions
+
     async def send(self, sender: str, recipient: str, payload: bytes) -> Reply:
         """One transaction. Returns the final reply: ``250`` at DATA_END when accepted, else the
         first failing reply (or ``code=None`` when the server said nothing) with its phase.
         A refused transaction is reset with RSET so the connection stays usable."""
+        if self.pipelining:
+            return await self._send_pipelined(sender, recipient, payload)
         client = self.client
         phase = Phase.MAIL
         try:
@@ -141,21 +156,72 @@ class Connection:
                 return await self._refused(
                     Reply(response.code, response.message, phase, self.messages)
                 )
-            phase = Phase.DATA_END
-            protocol = client.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            protocol.write(payload)
-            response = await protocol.read_response(timeout=self.route.timeout * 2)
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             self._drop()
             return Reply(None, _describe(exc), phase, self.messages)
-        reply = Reply(response.code, response.message, phase, self.messages)
+        return await self._deliver(payload)
+
+    async def _send_pipelined(self, sender: str, recipient: str, payload: bytes) -> Reply:
+        """MAIL, RCPT and DATA in one write, then their three replies in order (RFC 2920).
+
+        The first refusal answers the transaction, in its own phase: a RCPT refusal stays RCPT
+        though DATA then got 503. A 421 ends the reading (the server is closing). If DATA got
+        354 although an earlier command was refused, an empty message (".") ends it. No reply
+        at all is reported in the phase whose reply was missing — unless a refusal came first.
+        """
+        commands = (
+            (Phase.MAIL, b"MAIL FROM:<" + sender.encode() + b">\r\n"),
+            (Phase.RCPT, b"RCPT TO:<" + recipient.encode() + b">\r\n"),
+            (Phase.DATA, b"DATA\r\n"),
+        )
+        refused: Reply | None = None
+        phase = Phase.MAIL
+        try:
+            protocol = self._protocol()
+            if _CONTROL_CHARACTERS.search(sender.encode() + recipient.encode()):
+                raise ValueError("an address contains a prohibited control character")
+            protocol.write(b"".join(line for _, line in commands))
+            for phase, _ in commands:
+                response = await _read_reply(protocol, self.route.timeout)
+                if refused is None and response.code not in _GOES_ON[phase]:
+                    refused = Reply(response.code, response.message, phase, self.messages)
+                if response.code == 421:
+                    self._drop()
+                    return refused or Reply(421, response.message, phase, self.messages)
+            if refused is None:
+                return await self._deliver(payload)
+            if response.code == 354:  # DATA accepted after a refusal: end an empty message
+                protocol.write(b".\r\n")
+                await _read_reply(protocol, self.route.timeout * 2)
+        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+            self._drop()
+            return refused or Reply(None, _describe(exc), phase, self.messages)
+        return await self._refused(refused)
+
+    async def _deliver(self, payload: bytes) -> Reply:
+        """After the 354: the framed payload, then the reply to its final "." (DATA_END)."""
+        try:
+            self._protocol().write(payload)
+        except (aiosmtplib.SMTPException, OSError) as exc:  # nothing written: no "." sent
+            self._drop()
+            return Reply(None, _describe(exc), Phase.DATA, self.messages)
+        try:
+            response = await _read_reply(self._protocol(), self.route.timeout * 2)
+        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+            self._drop()
+            return Reply(None, _describe(exc), Phase.DATA_END, self.messages)
+        reply = Reply(response.code, response.message, Phase.DATA_END, self.messages)
         if response.code == 250:
             self.messages += 1
         elif response.code == 421:
             self._drop()
         return reply
+
+    def _protocol(self) -> SMTPProtocol:
+        protocol = self.client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        return protocol
 
     async def _refused(self, reply: Reply) -> Reply:
         """After a refusal: a 421 closes the connection; anything else is reset with RSET."""
@@ -185,6 +251,25 @@ class Connection:
             pass
         finally:
             self.client.close()
+
+
+async def _read_reply(protocol: SMTPProtocol, seconds: float) -> aiosmtplib.SMTPResponse:
+    """The server's next reply, safe for pipelined commands.
+
+    aiosmtplib parses one reply per packet it receives, so replies that came in one packet wait
+    in its buffer: take one from there first. And it drops a packet that arrives while a parsed
+    reply is not yet picked up; ``read_response(timeout=...)`` (``wait_for`` on Python 3.11)
+    leaves loop iterations for that to happen, so the ``seconds`` bound is an ``asyncio.timeout``
+    around an unbounded read, which wakes the reader before the next packet is handled.
+    """
+    buffered = protocol._read_response_from_buffer()
+    if buffered is not None:
+        return buffered
+    try:
+        async with asyncio.timeout(seconds):
+            return await protocol.read_response()
+    except TimeoutError:
+        raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from None
 
 
 def _describe(exc: BaseException) -> str:

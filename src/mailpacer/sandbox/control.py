@@ -25,6 +25,7 @@ from mailpacer.sandbox.records import AcceptedMessage, Counters, Recorder
 from mailpacer.sandbox.server import SandboxState, start_server, stop_server
 
 if TYPE_CHECKING:
+    from mailpacer.sandbox.handler import SandboxHandler
     from mailpacer.sandbox.tls import Certificate
 
 USER = "sandbox"  #: the one user of profiles with AUTH
@@ -88,6 +89,17 @@ class Sandbox:
     def certificate_pem(self) -> str | None:
         """That CA certificate as PEM text."""
         return self.certificate.ca_pem if self.certificate else None
+
+    @property
+    def handler(self) -> SandboxHandler:
+        """The running sandbox's aiosmtpd hooks (``handle_MAIL``, ``handle_RCPT``, ...).
+
+        Tests inject faults by replacing one on this object before connecting (connections read
+        the hooks when they open), as aiosmtplib's own tests do with their server's handler.
+        """
+        if self._state is None:
+            raise SandboxError("sandbox not started")
+        return self._state.handler
 
     def wait_idle(self, timeout: float = 5.0, *, at_most: int = 0) -> bool:
         """Wait (sync) until at most ``at_most`` admitted connections are open; False if

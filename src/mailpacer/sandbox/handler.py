@@ -68,6 +68,9 @@ class SandboxHandler:
                 await server.push(profile.reply(profile.per_connection_reply, ip=server.ip))
             server.close_now()
             return SILENT
+        if state.drop_now("MAIL"):
+            server.close_now()
+            return SILENT
         now = state.clock()
         if state.quota is not None and state.quota.exhausted(now):
             return await server.refuse(profile.reply(profile.quota_reply, ip=server.ip))
@@ -86,6 +89,9 @@ class SandboxHandler:
         rcpt_options: list[str],
     ) -> str:
         profile = self.state.profile
+        if self.state.drop_now("RCPT"):
+            server.close_now()
+            return SILENT
         rcptmax = self.state.rcptmax
         if rcptmax is not None and len(envelope.rcpt_tos) >= rcptmax:
             return TOO_MANY_RECIPIENTS
@@ -117,7 +123,7 @@ class SandboxHandler:
             if state.quota.exhausted(now):
                 return await server.refuse(profile.reply(profile.quota_reply, ip=server.ip))
             state.quota.count(now)
-        drop = bool(profile.drop_probability) and state.drops.random() < profile.drop_probability
+        drop = state.drop_now("DATA_END")
         data: bytes = envelope.original_content or b""
         state.recorder.message(
             time=time.time(),

@@ -99,8 +99,12 @@ class Profile:
     #: probability that a message is refused after DATA with ``fault_reply`` (seeded)
     fault_probability: float = 0.0
     fault_reply: str = "451 4.3.0 Error: queue file write error"
-    #: probability that a message is accepted and recorded, then the connection closes unanswered
+    #: probability that the connection closes unanswered at ``drop_at`` (seeded)
     drop_probability: float = 0.0
+    #: where: ``"DATA_END"`` after the final "." (the message is accepted and recorded, the
+    #: reply never sent: ambiguous for the client); ``"MAIL"``, ``"RCPT"`` or ``"DATA"`` (the
+    #: command, before its reply; nothing recorded)
+    drop_at: Literal["MAIL", "RCPT", "DATA", "DATA_END"] = "DATA_END"
     seed: int = 0
 
     #: recipients whose local part starts with this are unknown (550 5.1.1 at RCPT)
@@ -143,6 +147,8 @@ class Profile:
             raise UsageError(f"profile {self.name}: greylist_seconds must be >= 0 or None")
         if self.quota_window_seconds <= 0:
             raise UsageError(f"profile {self.name}: quota_window_seconds must be > 0")
+        if self.drop_at not in ("MAIL", "RCPT", "DATA", "DATA_END"):
+            raise UsageError(f"profile {self.name}: drop_at must be MAIL, RCPT, DATA or DATA_END")
         if self.connection_refusal not in ("greeting", "close"):
             raise UsageError(f"profile {self.name}: connection_refusal must be greeting or close")
         if self.per_connection_refusal not in ("reply", "close"):
@@ -247,10 +253,15 @@ class Profile:
                 f"faults p={self.fault_probability:g} after DATA (seed {self.seed}): "
                 f"{self.reply(self.fault_reply)}"
             )
-        if self.drop_probability:
+        if self.drop_probability and self.drop_at == "DATA_END":
             out.append(
                 f"drop after DATA p={self.drop_probability:g} (seed {self.seed}): "
                 "accepted, connection closed without reply"
+            )
+        elif self.drop_probability:
+            out.append(
+                f"drop at {self.drop_at} p={self.drop_probability:g} (seed {self.seed}): "
+                "connection closed without reply, nothing recorded"
             )
         if self.greylist_seconds is not None:
             out.append(

@@ -78,6 +78,13 @@ class SandboxState:
         self._ids = itertools.count(1)
         self.handler = SandboxHandler(self)
 
+    def drop_now(self, phase: str) -> bool:
+        """Whether to drop the connection at ``phase`` now (a seeded draw, only at ``drop_at``)."""
+        profile = self.profile
+        if not profile.drop_probability or profile.drop_at != phase:
+            return False
+        return self.drops.random() < profile.drop_probability
+
     def next_connection_id(self) -> int:
         """A new connection number (1, 2, ...)."""
         return next(self._ids)
@@ -240,6 +247,14 @@ class SandboxSMTP(SMTP):
             return True
         result: bool = await super().check_auth_needed(caller_method)
         return result
+
+    async def smtp_DATA(self, arg: str) -> None:
+        # the DATA command has no handler hook before its 354: a drop there is applied here
+        envelope = self.envelope
+        if envelope is not None and envelope.rcpt_tos and self.state.drop_now("DATA"):
+            self.close_now()
+            return
+        await super().smtp_DATA(arg)
 
     async def smtp_AUTH(self, arg: str) -> None:
         if self.state.profile.auth_tls and self._tls_protocol is None:
