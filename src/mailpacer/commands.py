@@ -22,7 +22,7 @@ from rich.table import Table
 
 from mailpacer.classify import rules_with
 from mailpacer.engine import Engine
-from mailpacer.errors import UsageError
+from mailpacer.errors import NotFound, UsageError
 from mailpacer.events import Observer
 from mailpacer.pacer import Limits
 from mailpacer.progress import ProgressView
@@ -38,7 +38,7 @@ from mailpacer.runner import (
 )
 from mailpacer.settings import load_settings
 from mailpacer.states import CampaignState, MessageState
-from mailpacer.store import CampaignStats, Store, open_store
+from mailpacer.store import CampaignRecord, CampaignStats, Store, open_store
 
 err = Console(stderr=True, soft_wrap=True)  # log files get whole lines, not 80 columns
 
@@ -295,7 +295,14 @@ def _dry_run(settings: SendSettings, skip_rows: frozenset[int], *, as_json: bool
 @json_option
 def status_command(campaign: str | None, db: str, as_json: bool) -> None:
     """Show every campaign, or one campaign in detail."""
-    store = open_store(db)
+    path = _sqlite_file(db)
+    if campaign is None and path is not None and not path.exists():
+        if as_json:
+            click.echo("[]")
+        else:
+            err.print(f"no campaigns yet (no database at {path})")
+        return
+    store = _open_existing(db)
     try:
         if campaign is None:
             rows = []
@@ -360,7 +367,7 @@ def status_command(campaign: str | None, db: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(data, ensure_ascii=False))
             return
-        console = Console()
+        console = Console(soft_wrap=True)  # whole lines in files and pipes
         console.print(
             f"campaign {record.id} ({record.name}): [bold]{record.state.value}[/]"
             + (f" — {record.reason}" if record.reason else "")
@@ -384,6 +391,36 @@ def _counts(stats: CampaignStats) -> dict[str, int]:
     return counts
 
 
+def _sqlite_file(db: str) -> Path | None:
+    """The file a ``--db`` value names (a path or ``sqlite:///path``); None for other URLs."""
+    if "://" not in db:
+        return Path(db).expanduser()
+    if db.lower().startswith("sqlite:///"):
+        return Path("/" + db[len("sqlite:///") :].lstrip("/"))
+    return None
+
+
+def _open_existing(db: str) -> Store:
+    """The store behind ``--db`` for commands on existing campaigns: a mistyped path is an
+    error (exit 2), not a new empty database."""
+    path = _sqlite_file(db)
+    if path is not None and not path.exists():
+        raise NotFound(
+            f"no database at {path}: give --db PATH or set MAILPACER_DB "
+            "(`mailpacer send` creates it)"
+        )
+    return open_store(db)
+
+
+def _refuse_finished(record: CampaignRecord, action: str) -> None:
+    """A ``done`` or ``cancelled`` campaign has nothing to pause or cancel (exit 2)."""
+    if record.state in (CampaignState.DONE, CampaignState.CANCELLED):
+        raise UsageError(
+            f"campaign {record.id} is {record.state.value}: nothing to {action}"
+            f" (`mailpacer retry {record.id}` sends failed or uncertain messages again)"
+        )
+
+
 def _ref(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
@@ -393,9 +430,13 @@ def _ref(text: str) -> int | str:
 @db_option
 def pause_command(campaign: str, db: str) -> None:
     """Pause a campaign: its engine finishes in-flight messages and stops."""
-    store = open_store(db)
+    store = _open_existing(db)
     try:
         record = store.get_campaign(_ref(campaign))
+        if record.state is CampaignState.PAUSED:
+            err.print(f"campaign {record.id} is already paused ({record.reason or 'no reason'})")
+            return
+        _refuse_finished(record, "pause")
         store.set_campaign_state(record.id, CampaignState.PAUSED, "paused by user")
         err.print(f"campaign {record.id} paused; `mailpacer resume {record.id}` continues it")
     finally:
@@ -407,9 +448,13 @@ def pause_command(campaign: str, db: str) -> None:
 @db_option
 def cancel_command(campaign: str, db: str) -> None:
     """Cancel a campaign: nothing new starts; in-flight messages finish and are recorded."""
-    store = open_store(db)
+    store = _open_existing(db)
     try:
         record = store.get_campaign(_ref(campaign))
+        if record.state is CampaignState.CANCELLED:
+            err.print(f"campaign {record.id} is already cancelled")
+            return
+        _refuse_finished(record, "cancel")
         store.set_campaign_state(record.id, CampaignState.CANCELLED, "cancelled by user")
         count = store.cancel_pending(record.id)
         err.print(f"campaign {record.id} cancelled; {count} unsent messages cancelled")
@@ -418,7 +463,7 @@ def cancel_command(campaign: str, db: str) -> None:
 
 
 def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState] | None) -> None:
-    store = open_store(db)
+    store = _open_existing(db)
     try:
         record = store.get_campaign(_ref(record_ref))
         if states:
