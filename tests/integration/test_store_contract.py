@@ -1,14 +1,16 @@
-"""The store contract: every implementation (SQLite now; PostgreSQL later joins the ``backend``
-fixture) behaves the same. Real database files in ``tmp_path``, never mocks."""
+"""The store contract: every implementation (SQLite, PostgreSQL: the ``backend`` fixture) behaves
+the same. Real databases, a fresh one per test, never mocks. Several workers on one database:
+test_store_workers.py."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from mailpacer.errors import InvalidTransition, NotFound, StoreError
 from mailpacer.states import CampaignState, MessageState
@@ -19,43 +21,25 @@ from mailpacer.store import (
     Outcome,
     SqliteStore,
     Store,
-    open_store,
 )
+from mailpacer.store.postgres import PostgresStore
 
 M = MessageState
 C = CampaignState
 NOW = 1_000_000.0
 
-# -- fixtures ------------------------------------------------------------------------------
+# -- helpers (the backend and store fixtures are in conftest.py) ---------------------------
 
 
-class Backend:
-    """Opens stores on one database; ``open()`` again is a reopen (another process, a restart)."""
+class Backend(Protocol):
+    """What the ``backend`` fixture gives: a fresh database, opened as often as needed."""
 
-    def __init__(self, name: str, tmp_path: Path) -> None:
-        self.name = name
-        self.path = tmp_path / "data" / "mailpacer.db"
-        self.opened: list[Store] = []
+    name: str
+    target: str | Path  #: what open_store is given: a file path or a postgresql:// URL
 
     def open(self) -> Store:
-        store = open_store(self.path)
-        self.opened.append(store)
-        return store
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """One database per test, for each store implementation."""
-    made = Backend(request.param, tmp_path)
-    yield made
-    for store in made.opened:
-        store.close()
-
-
-@pytest.fixture
-def store(backend: Backend) -> Store:
-    """A fresh, empty store."""
-    return backend.open()
+        """A new store (a new connection) on the same database."""
+        ...
 
 
 def campaign(store: Store, key: str = "c1", messages: int = 0) -> CampaignRecord:
@@ -216,32 +200,6 @@ def test_claim_takes_queued_messages_in_row_order_under_a_lease(store: Store) ->
     assert claim(store, record.id) == []
     assert store.stats(record.id).counts[M.SENDING] == 4
     assert claim(store, record.id, limit=0) == []
-
-
-def test_two_workers_never_claim_the_same_message(backend: Backend) -> None:
-    """Two connections claiming concurrently from threads share out every message exactly once."""
-    setup = backend.open()
-    record = campaign(setup, messages=600)
-    stores = [backend.open(), backend.open()]
-    got: list[list[int]] = [[], []]
-    start = threading.Barrier(2)
-
-    def work(i: int) -> None:
-        start.wait()
-        for _ in range(200):  # bounded
-            batch = claim(stores[i], record.id, limit=7, worker=f"w{i}")
-            if not batch:
-                return
-            got[i].extend(m.id for m in batch)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not set(got[0]) & set(got[1])
-    assert sorted(got[0] + got[1]) == sorted(states(setup, record.id))
-    assert got[0] and got[1]
 
 
 def test_deferred_messages_are_claimed_only_when_due(store: Store) -> None:
@@ -545,3 +503,14 @@ def test_repr_names_the_file_and_schema(tmp_path: Path) -> None:
     assert repr(store) == f"<SqliteStore path={tmp_path / 'x.db'} schema=1>"
     store.close()
     assert repr(store).endswith("schema=1 closed>")
+
+
+def test_postgres_repr_names_the_server_and_schema(pg_database: str) -> None:
+    """The PostgreSQL store's repr names user, server and database (never a password), the
+    schema version and whether it is closed."""
+    info = conninfo_to_dict(pg_database)
+    store = PostgresStore(pg_database)
+    where = f"postgresql://{info['user']}@{info['host']}:{info['port']}/{info['dbname']}"
+    assert repr(store) == f"<PostgresStore {where} schema=1>"
+    store.close()
+    assert repr(store) == f"<PostgresStore {where} schema=1 closed>"

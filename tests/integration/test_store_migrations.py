@@ -1,17 +1,21 @@
-"""Schema migrations of the SQLite store: they rebuild ``schema.sql``, run once each, in one
-transaction, and a file from a newer mailpacer is refused. Real files in ``tmp_path``."""
+"""Schema migrations of both stores: they rebuild ``schema.sql``, run once each, in one
+transaction, and a database from a newer mailpacer is refused. Real SQLite files in ``tmp_path``;
+real PostgreSQL schemas on the test server (conftest.py), each made empty for its test."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 
 from mailpacer.errors import StoreError, UsageError
 from mailpacer.store import SqliteStore, open_store
-from mailpacer.store.migrate import migrate, schema_version
+from mailpacer.store.migrate import migrate, migrate_postgres, pg_schema_version, schema_version
+from mailpacer.store.postgres import PostgresStore
 from mailpacer.store.sql import (
     Migration,
     migrations,
@@ -20,6 +24,9 @@ from mailpacer.store.sql import (
     schema,
     split_statements,
 )
+
+if TYPE_CHECKING:
+    from conftest import PgServer
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -146,8 +153,6 @@ def test_open_store_creates_the_file_and_its_folders(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://user@db/mailpacer", "not yet supported"),
-        ("postgres://db/mailpacer", "not yet supported"),
         ("mysql://db/x", "unknown database URL scheme 'mysql'"),
         ("sqlite://", "names a file"),
         ("  ", "empty"),
@@ -205,3 +210,163 @@ def test_statements_split_on_real_semicolons_only() -> None:
     assert len(parts) == 2 and parts[1].endswith("END;")
     with pytest.raises(ValueError, match="incomplete"):
         split_statements("CREATE TABLE t (x TEXT DEFAULT 'unterminated;")
+
+
+def test_both_dialects_name_the_same_queries() -> None:
+    """The PostgreSQL query file defines exactly the queries the SQLite one does (the shared
+    store code asks for them by name)."""
+    assert set(queries("postgres")) == set(queries("sqlite"))
+    assert [m.version for m in migrations("postgres")] == [m.version for m in migrations()]
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_empty(pg_server: PgServer) -> Iterator[tuple[str, str]]:
+    """An empty schema on the test server: (its name, a URL whose search_path is it)."""
+    name = pg_server.create(empty=True)
+    yield name, pg_server.url_for(name)
+    pg_server.drop(name)
+
+
+def pg_connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """A plain autocommit connection, as the store uses."""
+    return psycopg.connect(url, autocommit=True)
+
+
+def pg_structure(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> dict[str, Any]:
+    """Columns, constraints (with their definitions) and indexes of ``schema``'s tables, with
+    the schema's name taken out of every definition."""
+
+    def rows(query: str) -> list[tuple[Any, ...]]:
+        found = conn.execute(query, {"schema": schema}).fetchall()
+        return [tuple(str(v).replace(f"{schema}.", "") for v in row) for row in found]
+
+    return {
+        "columns": rows(
+            "SELECT table_name, ordinal_position, column_name, data_type, is_nullable,"
+            " column_default, is_identity, identity_generation FROM information_schema.columns"
+            " WHERE table_schema = %(schema)s ORDER BY 1, 2"
+        ),
+        "constraints": rows(
+            "SELECT t.relname, c.conname, c.contype, pg_get_constraintdef(c.oid)"
+            " FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
+            " JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = %(schema)s"
+            " ORDER BY 1, 2"
+        ),
+        "indexes": rows(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes"
+            " WHERE schemaname = %(schema)s ORDER BY 1, 2"
+        ),
+    }
+
+
+def test_pg_migrations_rebuild_the_schema(pg_server: PgServer) -> None:
+    """Migrating an empty PostgreSQL schema gives exactly the schema described in
+    postgres/schema.sql."""
+    migrated, described = pg_server.create(empty=True), pg_server.create(empty=True)
+    try:
+        with pg_connect(pg_server.url_for(migrated)) as conn:
+            assert migrate_postgres(conn, "m") == [m.version for m in migrations("postgres")]
+            got = pg_structure(conn, migrated)
+        with pg_connect(pg_server.url_for(described)) as conn:
+            conn.execute(schema("postgres"))
+            expected = pg_structure(conn, described)
+    finally:
+        pg_server.drop(migrated)
+        pg_server.drop(described)
+    assert got == expected
+    tables = {row[0] for row in got["columns"]}
+    assert tables == {"schema_version", "campaigns", "messages", "attempts", "routes", "events"}
+    assert len(got["indexes"]) >= 10 and len(got["constraints"]) >= 15
+
+
+def test_pg_version_is_recorded_and_nothing_runs_twice(pg_empty: tuple[str, str]) -> None:
+    """Opening the store migrates once; reopening and migrating again apply nothing."""
+    _, url = pg_empty
+    store = PostgresStore(url)
+    assert repr(store).endswith("schema=1>")
+    store.close()
+    PostgresStore(url).close()
+    with pg_connect(url) as conn:
+        found = conn.execute("SELECT version, name FROM schema_version").fetchall()
+        assert found == [(m.version, m.name) for m in migrations("postgres")] == [(1, "initial")]
+        assert migrate_postgres(conn, "m") == []
+        assert pg_schema_version(conn) == 1
+
+
+def test_pg_a_later_migration_is_applied_once_in_order(pg_empty: tuple[str, str]) -> None:
+    """A database at version 1 gets only the new migration, once."""
+    name, url = pg_empty
+    PostgresStore(url).close()
+    steps = (
+        *migrations("postgres"),
+        Migration(2, "add_notes", "ALTER TABLE campaigns ADD notes text;\nSELECT 1;"),
+    )
+    with pg_connect(url) as conn:
+        assert migrate_postgres(conn, "m", steps) == [2]
+        assert migrate_postgres(conn, "m", steps) == []
+        assert "notes" in {row[2] for row in pg_structure(conn, name)["columns"]}
+        assert pg_schema_version(conn) == 2
+
+
+def test_pg_a_failing_migration_leaves_the_database_as_it_was(pg_empty: tuple[str, str]) -> None:
+    """Pending migrations run in one transaction: a failure half-way applies none of them."""
+    name, url = pg_empty
+    PostgresStore(url).close()
+    steps = (
+        *migrations("postgres"),
+        Migration(2, "fine", "CREATE TABLE fine (x integer);"),
+        Migration(
+            3, "broken", "CREATE TABLE half (x integer);\nINSERT INTO no_such_table VALUES (1);"
+        ),
+    )
+    with pg_connect(url) as conn:
+        with pytest.raises(psycopg.errors.UndefinedTable, match="no_such_table"):
+            migrate_postgres(conn, "m", steps)
+        tables = {row[0] for row in pg_structure(conn, name)["columns"]}
+        assert not {"fine", "half"} & tables
+        assert pg_schema_version(conn) == 1 and conn.info.transaction_status.name == "IDLE"
+
+
+def test_pg_a_newer_schema_is_refused_with_a_clear_error(pg_empty: tuple[str, str]) -> None:
+    """A database written by a newer mailpacer is not touched and the error says what to do."""
+    _, url = pg_empty
+    PostgresStore(url).close()
+    with pg_connect(url) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
+    with pytest.raises(StoreError, match=r"has schema version 99.*up to version 1"):
+        open_store(url)
+    with pg_connect(url) as conn:
+        assert pg_schema_version(conn) == 99
+
+
+def test_every_pg_named_query_compiles_against_the_schema(pg_database: str) -> None:
+    """Each query in postgres/queries.sql is planned by the server against the migrated schema
+    (no typos, no stale column names, parameter types all inferred)."""
+    with pg_connect(pg_database) as conn:
+        for name, sql in queries("postgres").items():
+            assert sql.rstrip().endswith(";"), name
+            assert "%" not in sql.replace("%(", ""), f"{name}: a bare % breaks psycopg"
+            if name != "create_schema_version":  # DDL: EXPLAIN cannot plan it
+                conn.execute(f"EXPLAIN {sql}", _AnyParams())
+
+
+def test_open_store_opens_postgres_urls(pg_database: str) -> None:
+    """postgresql://, postgres:// and postgresql+psycopg:// URLs all open the PostgreSQL store."""
+    rest = pg_database.removeprefix("postgresql://")
+    for scheme in ("postgresql", "postgres", "postgresql+psycopg", "PostgreSQL"):
+        store = open_store(f"{scheme}://{rest}")
+        assert isinstance(store, PostgresStore)
+        assert store.list_campaigns() == []
+        store.close()
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password(unused_port: int) -> None:
+    """A server that does not answer is a StoreError naming it; the URL's password is left out."""
+    url = f"postgresql://mailer:s3cret@127.0.0.1:{unused_port}/mail"
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL at") as caught:
+        open_store(url)
+    assert f"postgresql://mailer@127.0.0.1:{unused_port}/mail" in str(caught.value)
+    assert "s3cret" not in str(caught.value)

@@ -185,9 +185,14 @@ class Store(Protocol):
         """Claimed but never started: back to ``queued``, no attempt written."""
         ...
 
-    def record(self, outcomes: Sequence[Outcome]) -> None:
+    def record(self, outcomes: Sequence[Outcome], *, worker: str | None = None) -> list[Outcome]:
         """Write outcomes (in order, several per message allowed) in one transaction; if any
-        transition is refused, nothing of the batch is written."""
+        transition is refused, nothing of the batch is written.
+
+        With ``worker`` (the engine's identity, as given to :meth:`claim`), outcomes of messages
+        that are no longer ``sending`` under that worker's lease (recovered by another process,
+        perhaps claimed again) are not written and not refused: they are returned, and the rest
+        of the batch is written. Without it every outcome must fit the current state."""
         ...
 
     def recover(

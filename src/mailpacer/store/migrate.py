@@ -1,8 +1,10 @@
-"""Bring a SQLite file's schema up to date: numbered migrations, applied in order, once each.
+"""Bring a database's schema up to date: numbered migrations, applied in order, once each.
 
-All pending migrations run in one ``BEGIN IMMEDIATE`` transaction, so two processes opening a new
-file at the same moment cannot both apply them, and a migration that fails leaves the file as it
-was. ``schema_version`` records what was applied.
+All pending migrations run in one transaction, so a migration that fails leaves the database as
+it was, and two processes opening a new database at the same moment cannot both apply them
+(SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock). ``schema_version``
+records what was applied; a database with a newer schema than this code knows is refused,
+untouched.
 """
 
 from __future__ import annotations
@@ -10,9 +12,27 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from mailpacer.errors import StoreError
 from mailpacer.store.sql import Migration, migrations, queries, split_statements
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: ``pg_advisory_xact_lock`` key held while migrating a PostgreSQL database ("mailpacr")
+PG_MIGRATION_LOCK = 0x6D61696C70616372
+
+
+def pending(current: int, steps: Sequence[Migration], where: str) -> list[Migration]:
+    """The steps after version ``current``; a database newer than ``steps`` is refused."""
+    latest = steps[-1].version if steps else 0
+    if current > latest:
+        raise StoreError(
+            f"{where} has schema version {current}, but this mailpacer only knows up to "
+            f"version {latest}; use a newer mailpacer (or another --db)"
+        )
+    return [step for step in steps if step.version > current]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -28,26 +48,17 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(
     conn: sqlite3.Connection, where: str, steps: Sequence[Migration] | None = None
 ) -> list[int]:
-    """Apply the migrations this file lacks; return their versions.
+    """Apply the migrations this SQLite file lacks; return their versions.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``); ``where`` names the file in
-    errors. A file with a newer schema than this code knows is refused, untouched.
+    errors.
     """
     steps = migrations() if steps is None else steps
-    latest = steps[-1].version if steps else 0
     applied: list[int] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(queries()["create_schema_version"])
-        current = schema_version(conn)
-        if current > latest:
-            raise StoreError(
-                f"{where} has schema version {current}, but this mailpacer only knows up to "
-                f"version {latest}; use a newer mailpacer (or another --db)"
-            )
-        for step in steps:
-            if step.version <= current:
-                continue
+        for step in pending(schema_version(conn), steps, where):
             for statement in split_statements(step.sql):
                 conn.execute(statement)
             conn.execute(
@@ -60,4 +71,39 @@ def migrate(
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return applied
+
+
+def pg_schema_version(conn: psycopg.Connection[Any]) -> int:
+    """The highest migration applied to this PostgreSQL database (0 for a new one)."""
+    row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    if row is None or not row[0]:
+        return 0
+    version = conn.execute(queries("postgres")["schema_version"]).fetchone()
+    return 0 if version is None else int(version[0])
+
+
+def migrate_postgres(
+    conn: psycopg.Connection[Any], where: str, steps: Sequence[Migration] | None = None
+) -> list[int]:
+    """Apply the migrations this PostgreSQL database lacks; return their versions.
+
+    ``conn`` must be in autocommit mode (the migrations get a transaction of their own). Each
+    migration file is sent as one script, so it may hold functions with ``$$`` bodies.
+    """
+    steps = migrations("postgres") if steps is None else steps
+    q = queries("postgres")
+    applied: list[int] = []
+    if steps and pg_schema_version(conn) == steps[-1].version:
+        return applied  # up to date: no lock, no transaction (every worker start)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_MIGRATION_LOCK,))
+        conn.execute(q["create_schema_version"])
+        for step in pending(pg_schema_version(conn), steps, where):
+            conn.execute(step.sql)  # one script: no parameters, so several statements are fine
+            conn.execute(
+                q["record_migration"],
+                {"version": step.version, "name": step.name, "at": time.time()},
+            )
+            applied.append(step.version)
     return applied

@@ -1,14 +1,17 @@
 """What recording outcomes writes, decided in plain code that every store implementation shares.
 
 :func:`plan` checks a batch of outcomes against the messages' current states (the transition table
-in :mod:`mailpacer.states`) before anything is written; :func:`recovery` turns ``sending`` messages
-whose lease expired or whose worker is gone into the outcomes that make them ``uncertain``.
+in :mod:`mailpacer.states`) before anything is written, and, given the worker that sends them,
+sets aside the outcomes of messages that are no longer ``sending`` under that worker's lease;
+:func:`recovery` turns ``sending`` messages whose lease expired or whose worker is gone into the
+outcomes that make them ``uncertain``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from mailpacer.errors import NotFound, StoreError
 from mailpacer.states import MessageState, check_message_transition
@@ -17,19 +20,45 @@ from mailpacer.store.base import LEASE_EXPIRED, RESEND, UNCERTAIN_VERDICTS, Outc
 M = MessageState
 
 
+class Current(NamedTuple):
+    """A message as it is before a batch is recorded."""
+
+    campaign_id: int
+    state: MessageState
+    worker: str | None  #: who holds its lease (``sending`` only)
+
+
+@dataclass
+class Plan:
+    """What to write for a batch (``rows``) and what was set aside (``skipped``)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Outcome] = field(default_factory=list)
+
+
 def plan(
-    current: Mapping[int, tuple[int, MessageState]], outcomes: Sequence[Outcome]
-) -> list[dict[str, Any]]:
+    current: Mapping[int, Current], outcomes: Sequence[Outcome], *, worker: str | None = None
+) -> Plan:
     """One parameter row per outcome, in order, for the attempt insert and the message update.
 
-    ``current`` maps message id → (campaign id, state). Several outcomes for one message are
-    checked one after the other. Raises (and so writes nothing) on the first refused outcome.
+    Several outcomes for one message are checked one after the other. Raises (and so writes
+    nothing) on the first refused outcome. With ``worker``, a message that was not ``sending``
+    under that worker's lease when the batch began (its lease was recovered by another process,
+    and it may since have been claimed by someone else) has all its outcomes skipped, not refused.
     """
-    states = dict(current)
-    rows: list[dict[str, Any]] = []
+    states = {mid: (now.campaign_id, now.state) for mid, now in current.items()}
+    held: dict[int, bool] = {}
+    result = Plan()
     for o in outcomes:
         if o.message_id not in states:
             raise NotFound(f"no message {o.message_id}")
+        if worker is not None:
+            if o.message_id not in held:
+                now = current[o.message_id]
+                held[o.message_id] = now.state is M.SENDING and now.worker == worker
+            if not held[o.message_id]:
+                result.skipped.append(o)
+                continue
         campaign_id, old = states[o.message_id]
         check_message_transition(old, o.state)
         if o.state is M.SENDING:
@@ -38,7 +67,7 @@ def plan(
             raise StoreError(f"message {o.message_id}: a deferred outcome needs retry_at")
         states[o.message_id] = (campaign_id, o.state)
         uncertain = o.verdict in UNCERTAIN_VERDICTS or o.state is M.UNCERTAIN
-        rows.append(
+        result.rows.append(
             {
                 "id": o.message_id,
                 "campaign_id": campaign_id,
@@ -54,7 +83,7 @@ def plan(
                 "uncertain": int(uncertain),
             }
         )
-    return rows
+    return result
 
 
 def recovery(

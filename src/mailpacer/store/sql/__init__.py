@@ -1,7 +1,9 @@
-"""The store's SQL, kept in ``.sql`` files: named queries and numbered migrations.
+"""The store's SQL, kept in ``.sql`` files: named queries and numbered migrations, per dialect.
 
 ``queries.sql`` holds blocks that start with ``-- name: <name>``; ``migrations/NNNN_name.sql`` are
-applied in order of their number. Both are read once per process.
+applied in order of their number; ``schema.sql`` is what they build, for reading. SQLite's files
+sit in this folder, PostgreSQL's in ``postgres/``, with the same query names. Each is read once
+per process.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Literal
 
 _NAME = re.compile(r"^-- name: ([a-z0-9_]+)[ \t]*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+Dialect = Literal["sqlite", "postgres"]
 
 
 @dataclass(frozen=True)
@@ -57,17 +63,21 @@ def _has_code(text: str) -> bool:
     return any(line and line != ";" for line in lines)
 
 
-@functools.cache
-def queries() -> dict[str, str]:
-    """The named queries of ``queries.sql``."""
-    text = resources.files(__name__).joinpath("queries.sql").read_text(encoding="utf-8")
-    return parse_queries(text)
+def _folder(dialect: Dialect) -> Traversable:
+    root = resources.files(__name__)
+    return root if dialect == "sqlite" else root.joinpath(dialect)
 
 
 @functools.cache
-def migrations() -> tuple[Migration, ...]:
-    """Every migration, in order; their numbers must run 1, 2, 3 … without a gap."""
-    folder = resources.files(__name__).joinpath("migrations")
+def queries(dialect: Dialect = "sqlite") -> dict[str, str]:
+    """The named queries of the dialect's ``queries.sql``."""
+    return parse_queries(_folder(dialect).joinpath("queries.sql").read_text(encoding="utf-8"))
+
+
+@functools.cache
+def migrations(dialect: Dialect = "sqlite") -> tuple[Migration, ...]:
+    """Every migration of the dialect, in order; their numbers must run 1, 2, 3 … without a gap."""
+    folder = _folder(dialect).joinpath("migrations")
     found: list[Migration] = []
     for entry in folder.iterdir():
         match = _MIGRATION.match(entry.name)
@@ -81,6 +91,6 @@ def migrations() -> tuple[Migration, ...]:
     return tuple(found)
 
 
-def schema() -> str:
+def schema(dialect: Dialect = "sqlite") -> str:
     """``schema.sql``: the current schema in one file (what the migrations must build)."""
-    return resources.files(__name__).joinpath("schema.sql").read_text(encoding="utf-8")
+    return _folder(dialect).joinpath("schema.sql").read_text(encoding="utf-8")

@@ -25,6 +25,11 @@ ON CONFLICT (key) DO NOTHING;
 SELECT id, key, name, state, reason, route_key, options, created_at, updated_at
 FROM campaigns WHERE id = :id;
 
+-- name: lock_campaign
+-- before a checked state change (the IMMEDIATE transaction already holds the write lock)
+SELECT id, key, name, state, reason, route_key, options, created_at, updated_at
+FROM campaigns WHERE id = :id;
+
 -- name: campaign_by_key
 SELECT id, key, name, state, reason, route_key, options, created_at, updated_at
 FROM campaigns WHERE key = :key;
@@ -75,7 +80,8 @@ UPDATE messages SET state = 'queued', worker = NULL, lease_until = NULL, updated
 WHERE worker = :worker AND state = 'sending' AND id IN (SELECT value FROM json_each(:ids));
 
 -- name: message_states
-SELECT id, campaign_id, state FROM messages WHERE id IN (SELECT value FROM json_each(:ids));
+SELECT id, campaign_id, state, worker FROM messages
+WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: insert_attempt
 INSERT INTO attempts (message_id, campaign_id, at, verdict, code, enhanced, text)
@@ -110,15 +116,16 @@ WHERE campaign_id = :campaign_id AND state IN (SELECT value FROM json_each(:stat
 UPDATE messages SET state = 'cancelled', retry_at = NULL, updated_at = :now
 WHERE campaign_id = :campaign_id AND state IN ('queued', 'deferred');
 
--- name: state_counts
-SELECT state, count(*) FROM messages WHERE campaign_id = :campaign_id GROUP BY state;
-
--- name: attempt_counts
-SELECT count(*), count(*) FILTER (WHERE verdict GLOB 'throttle*' OR verdict = 'quota')
+-- name: campaign_stats
+-- one statement, so one consistent read: a row (state, messages) per state present, then one row
+-- (NULL, NULL, attempt rows, throttle rows, messages ever uncertain, 1 if the campaign exists)
+SELECT state, count(*), NULL, NULL, NULL, NULL
+FROM messages WHERE campaign_id = :campaign_id GROUP BY state
+UNION ALL
+SELECT NULL, NULL, count(*), count(*) FILTER (WHERE verdict GLOB 'throttle*' OR verdict = 'quota'),
+       (SELECT count(*) FROM messages WHERE campaign_id = :campaign_id AND ever_uncertain = 1),
+       (SELECT count(*) FROM campaigns WHERE id = :campaign_id)
 FROM attempts WHERE campaign_id = :campaign_id;
-
--- name: uncertain_ever
-SELECT count(*) FROM messages WHERE campaign_id = :campaign_id AND ever_uncertain = 1;
 
 -- name: next_retry_at
 SELECT min(retry_at) FROM messages WHERE campaign_id = :campaign_id AND state = 'deferred';
@@ -147,7 +154,8 @@ INSERT INTO routes (key, limits, updated_at) VALUES (:key, :limits, :now)
 ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at;
 
 -- name: insert_event
-INSERT INTO events (campaign_id, at, kind, data) VALUES (:campaign_id, :at, :kind, :data);
+INSERT INTO events (campaign_id, at, kind, data) VALUES (:campaign_id, :at, :kind, :data)
+RETURNING id;
 
 -- name: all_events
 SELECT id, campaign_id, at, kind, data FROM events WHERE id > :after_id ORDER BY id LIMIT :limit;
