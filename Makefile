@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,23 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mailpacer demo
 
-## make test: install what the tests need and run the whole suite (slow tests included)
-test: $(STAMP)
+## make test: install what the tests need, start PostgreSQL if needed, run the whole suite
+test: $(STAMP) postgres
 	$(BIN)/python -m pytest
+
+## make postgres: start the local PostgreSQL cluster when pg_isready says it is down (the store
+## tests use it: 127.0.0.1:5432, or the server MAILPACER_TEST_PG names, which is left alone)
+postgres:
+	@if [ -n "$$MAILPACER_TEST_PG" ] || pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+		exit 0; fi; \
+	version=$$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1); \
+	if [ -z "$$version" ]; then \
+		echo "make: no PostgreSQL installed here; the postgres tests will fail" >&2; exit 0; fi; \
+	echo "starting PostgreSQL $$version"; \
+	pg_ctlcluster --skip-systemctl-redirect $$version main start \
+		|| echo "make: PostgreSQL did not start; the postgres tests will fail" >&2; \
+	for i in 1 2 3 4 5 6 7 8 9 10; do \
+		pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
 ## make lint: ruff (format check + lint) and mypy --strict on src/
 lint: $(STAMP)

@@ -64,9 +64,12 @@ class PgServer:
                 url, autocommit=True, connect_timeout=5, options="-clock_timeout=10s"
             )
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        else:
+            reason = ""
+        if reason:  # failed outside the except block: the report shows this message alone
             pytest.fail(
-                f"PostgreSQL is not reachable at {describe(url)}: {first}\n"
+                f"PostgreSQL is not reachable at {describe(url)}: {reason}\n"
                 "Start it (`make test` does when pg_isready says it is down: pg_ctlcluster"
                 " --skip-systemctl-redirect <version> main start) or set MAILPACER_TEST_PG"
                 " to a database where this user may create schemas.",
