@@ -76,7 +76,7 @@ def _run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> R
                 )
                 engine.stop("interrupted; run the same command again to continue")
                 return
-            _quit_at_once(sig, view, store)
+            _quit_at_once(sig, view, engine, store)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, interrupt, sig)
@@ -91,10 +91,12 @@ def _run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> R
     return report
 
 
-def _quit_at_once(sig: signal.Signals, view: ProgressView | None, store: Store) -> None:
-    """The second Ctrl-C: say so on stderr and exit now (128 + the signal number). Messages in
-    flight stay ``sending``; the next run finds their process gone and recovers them as
-    uncertain (resent with the same Message-ID)."""
+def _quit_at_once(
+    sig: signal.Signals, view: ProgressView | None, engine: Engine, store: Store
+) -> None:
+    """The second Ctrl-C: say so on stderr and exit now (128 + the signal number). Outcomes
+    already known are written first; messages in flight stay ``sending``, and the next run finds
+    their process gone and recovers them as uncertain (resent with the same Message-ID)."""
     if view is not None:
         with contextlib.suppress(Exception):  # leave the terminal usable whatever happens
             view.stop()
@@ -105,6 +107,7 @@ def _quit_at_once(sig: signal.Signals, view: ProgressView | None, store: Store) 
         flush=True,
     )
     with contextlib.suppress(Exception):
+        engine.flush()
         store.close()
     os._exit(128 + sig.value)
 

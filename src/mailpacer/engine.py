@@ -128,6 +128,10 @@ class Engine:
             self._final_state = CampaignState.PAUSED
         self._work.set()
 
+    def flush(self) -> None:
+        """Write the outcomes known so far (before a hard exit, so they are not lost)."""
+        self._flush()
+
     # -- main loop -----------------------------------------------------------------------
     async def run(self) -> Report:
         """Send until done, paused, cancelled, stopped or the route fails; return the report."""
@@ -477,6 +481,9 @@ class Engine:
         reason = self._route_error or (None if state is CampaignState.DONE else self._stop_reason)
         fresh = self.store.get_campaign(self.campaign.id)
         self.campaign = fresh
+        if fresh.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
+            state = fresh.state  # a pause or cancel made elsewhere since the last poll wins
+            reason = self._route_error or fresh.reason
         if state is CampaignState.CANCELLED:
             self.store.cancel_pending(self.campaign.id)
         if fresh.state is not state or (reason and fresh.reason != reason):

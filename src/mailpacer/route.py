@@ -86,6 +86,8 @@ def parse_route(
         ) from None
     if not parts.hostname:
         raise UsageError(f"--smtp {url!r}: no host (expected e.g. {tls.value}://host:port)")
+    if port == 0:
+        raise UsageError(f"--smtp {url!r}: port 0 is not a server's port (1-65535)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise UsageError(
             f"--smtp {url!r}: unexpected path or query; expected {tls.value}://host:port"

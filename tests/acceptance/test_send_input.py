@@ -55,9 +55,6 @@ def test_bad_smtp_url(tmp_path: Path, sandbox: Any, url: str, message: str) -> N
     assert_refused(result, USAGE, message.format(port=sb.port), tmp_path, sb)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="route.parse_route accepts port 0 and the engine retries for 3 s"
-)
 def test_smtp_port_zero_is_refused(tmp_path: Path, sandbox: Any) -> None:
     """Port 0 cannot be connected to: refused up front like any bad port, exit 2."""
     sb = sandbox("unlimited")
