@@ -48,9 +48,9 @@ main.add_command(config_command)
 from mailpacer.compose.preview import preview_command  # noqa: E402
 
 main.add_command(preview_command)
-from mailpacer.commands import COMMANDS  # noqa: E402
+from mailpacer import campaign_commands, commands  # noqa: E402
 
-for _command in COMMANDS:
+for _command in commands.COMMANDS + campaign_commands.COMMANDS:
     main.add_command(_command)
 from mailpacer.demo import demo_command  # noqa: E402
 

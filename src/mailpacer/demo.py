@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from mailpacer.commands import _run_engine, err
+from mailpacer.commands import err, run_engine
 from mailpacer.compose.preview import browser_html
 from mailpacer.errors import UsageError
 from mailpacer.route import Route
@@ -101,7 +101,7 @@ def demo_command(quick: bool, out: Path, as_json: bool) -> None:
         store = open_store(settings.db)
         try:
             campaign, composer = prepare(store, settings, checked)
-            report = _run_engine(
+            report = run_engine(
                 engine_for(store, campaign, composer, settings),
                 store,
                 as_json=as_json,

@@ -1,0 +1,246 @@
+"""CLI commands on existing campaigns: ``status``, ``pause``, ``cancel``, ``resume``, ``retry``.
+
+They open an existing database only (a mistyped ``--db`` is an error, not a new empty file);
+``resume`` and ``retry`` run the engine in the foreground like ``send`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mailpacer.commands import db_option, err, json_option, run_engine
+from mailpacer.errors import NotFound, UsageError
+from mailpacer.pacer import Limits
+from mailpacer.runner import check, engine_for, prepare, settings_from_campaign
+from mailpacer.states import CampaignState, MessageState
+from mailpacer.store import CampaignRecord, CampaignStats, Store, open_store
+
+
+@click.command("status")
+@click.argument("campaign", required=False)
+@db_option
+@json_option
+def status_command(campaign: str | None, db: str, as_json: bool) -> None:
+    """Show every campaign, or one campaign in detail."""
+    path = _sqlite_file(db)
+    if campaign is None and path is not None and not path.exists():
+        if as_json:
+            click.echo("[]")
+        else:
+            err.print(f"no campaigns yet (no database at {path})")
+        return
+    store = _open_existing(db)
+    try:
+        if campaign is None:
+            rows = []
+            for record in store.list_campaigns():
+                stats = store.stats(record.id)
+                rows.append((record, stats))
+            if as_json:
+                click.echo(
+                    json.dumps(
+                        [
+                            {
+                                "campaign": r.id,
+                                "name": r.name,
+                                "state": r.state.value,
+                                "reason": r.reason,
+                                **_counts(s),
+                                "total": s.total,
+                            }
+                            for r, s in rows
+                        ],
+                        ensure_ascii=False,
+                    )
+                )
+                return
+            table = Table("id", "name", "state", "sent", "failed", "uncertain", "pending", "total")
+            for r, s in rows:
+                pending = (
+                    s.counts[MessageState.QUEUED]
+                    + s.counts[MessageState.DEFERRED]
+                    + s.counts[MessageState.SENDING]
+                )
+                table.add_row(
+                    str(r.id),
+                    r.name,
+                    r.state.value,
+                    str(s.counts[MessageState.SENT]),
+                    str(s.counts[MessageState.FAILED]),
+                    str(s.uncertain_ever),
+                    str(pending),
+                    str(s.total),
+                )
+            Console().print(table)
+            return
+        record = store.get_campaign(_ref(campaign))
+        stats = store.stats(record.id)
+        limits = store.load_route_limits(record.route_key)
+        failures = store.messages(record.id, state=MessageState.FAILED, limit=50)
+        data = {
+            "campaign": record.id,
+            "name": record.name,
+            "state": record.state.value,
+            "reason": record.reason,
+            "route": record.route_key,
+            "total": stats.total,
+            **_counts(stats),
+            "limits": limits,
+            "limits_text": Limits.from_dict(limits).describe() if limits else "",
+            "failures": [
+                {"email": m.email, "code": m.last_code, "reason": m.last_text} for m in failures
+            ],
+        }
+        if as_json:
+            click.echo(json.dumps(data, ensure_ascii=False))
+            return
+        console = Console(soft_wrap=True)  # whole lines in files and pipes
+        console.print(
+            f"campaign {record.id} ({record.name}): [bold]{record.state.value}[/]"
+            + (f" — {record.reason}" if record.reason else "")
+        )
+        console.print("  " + " · ".join(f"{k} {v}" for k, v in _counts(stats).items()))
+        console.print(
+            f"  route {record.route_key}" + (f" — learned: {data['limits_text']}" if limits else "")
+        )
+        for m in failures:
+            console.print(f"  [red]failed[/] {m.email}: {m.last_code or ''} {m.last_text or ''}")
+    finally:
+        store.close()
+
+
+def _counts(stats: CampaignStats) -> dict[str, int]:
+    """Counts by state, named as in the send report: ``uncertain`` counts every message that was
+    uncertain at some point (as ``send --json`` does), ``held`` those still held for review."""
+    counts = {k.value: v for k, v in stats.counts.items()}
+    counts["held"] = counts.pop(MessageState.UNCERTAIN.value)
+    counts["uncertain"] = stats.uncertain_ever
+    return counts
+
+
+def _sqlite_file(db: str) -> Path | None:
+    """The file a ``--db`` value names (a path or ``sqlite:///path``); None for other URLs."""
+    if "://" not in db:
+        return Path(db).expanduser()
+    if db.lower().startswith("sqlite:///"):
+        return Path("/" + db[len("sqlite:///") :].lstrip("/"))
+    return None
+
+
+def _open_existing(db: str) -> Store:
+    """The store behind ``--db`` for commands on existing campaigns: a mistyped path is an
+    error (exit 2), not a new empty database."""
+    path = _sqlite_file(db)
+    if path is not None and not path.exists():
+        raise NotFound(
+            f"no database at {path}: give --db PATH or set MAILPACER_DB "
+            "(`mailpacer send` creates it)"
+        )
+    return open_store(db)
+
+
+def _refuse_finished(record: CampaignRecord, action: str) -> None:
+    """A ``done`` or ``cancelled`` campaign has nothing to pause or cancel (exit 2)."""
+    if record.state in (CampaignState.DONE, CampaignState.CANCELLED):
+        raise UsageError(
+            f"campaign {record.id} is {record.state.value}: nothing to {action}"
+            f" (`mailpacer retry {record.id}` sends failed or uncertain messages again)"
+        )
+
+
+def _ref(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+@click.command("pause")
+@click.argument("campaign")
+@db_option
+def pause_command(campaign: str, db: str) -> None:
+    """Pause a campaign: its engine finishes in-flight messages and stops."""
+    store = _open_existing(db)
+    try:
+        record = store.get_campaign(_ref(campaign))
+        if record.state is CampaignState.PAUSED:
+            err.print(f"campaign {record.id} is already paused ({record.reason or 'no reason'})")
+            return
+        _refuse_finished(record, "pause")
+        store.set_campaign_state(record.id, CampaignState.PAUSED, "paused by user")
+        err.print(f"campaign {record.id} paused; `mailpacer resume {record.id}` continues it")
+    finally:
+        store.close()
+
+
+@click.command("cancel")
+@click.argument("campaign")
+@db_option
+def cancel_command(campaign: str, db: str) -> None:
+    """Cancel a campaign: nothing new starts; in-flight messages finish and are recorded."""
+    store = _open_existing(db)
+    try:
+        record = store.get_campaign(_ref(campaign))
+        if record.state is CampaignState.CANCELLED:
+            err.print(f"campaign {record.id} is already cancelled")
+            return
+        _refuse_finished(record, "cancel")
+        store.set_campaign_state(record.id, CampaignState.CANCELLED, "cancelled by user")
+        count = store.cancel_pending(record.id)
+        err.print(f"campaign {record.id} cancelled; {count} unsent messages cancelled")
+    finally:
+        store.close()
+
+
+def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState] | None) -> None:
+    store = _open_existing(db)
+    try:
+        record = store.get_campaign(_ref(record_ref))
+        if states:
+            count = store.retry(record.id, states)
+            err.print(f"{count} message(s) queued again")
+        if record.state in (CampaignState.DONE, CampaignState.CANCELLED):
+            record = store.set_campaign_state(record.id, CampaignState.QUEUED, None)
+        settings = settings_from_campaign(record, db)
+        checked = check(settings)
+        record, composer = prepare(store, settings, checked)
+        engine = engine_for(store, record, composer, settings)
+        report = run_engine(engine, store, as_json=as_json, title=record.name)
+    finally:
+        store.close()
+    sys.exit(report.exit_code)
+
+
+@click.command("resume")
+@click.argument("campaign")
+@db_option
+@json_option
+def resume_command(campaign: str, db: str, as_json: bool) -> None:
+    """Resume a paused (or interrupted) campaign in the foreground."""
+    _continue(campaign, db, as_json, None)
+
+
+@click.command("retry")
+@click.argument("campaign")
+@click.option("--failed", "which", flag_value="failed", help="Retry failed messages.")
+@click.option(
+    "--uncertain", "which", flag_value="uncertain", help="Retry uncertain messages held for review."
+)
+@db_option
+@json_option
+def retry_command(campaign: str, which: str | None, db: str, as_json: bool) -> None:
+    """Queue failed and/or uncertain messages again and send them in the foreground."""
+    states = {MessageState.FAILED, MessageState.UNCERTAIN}
+    if which == "failed":
+        states = {MessageState.FAILED}
+    elif which == "uncertain":
+        states = {MessageState.UNCERTAIN}
+    if not states:
+        raise UsageError("nothing to retry")
+    _continue(campaign, db, as_json, states)
+
+
+COMMANDS = [status_command, pause_command, resume_command, cancel_command, retry_command]
