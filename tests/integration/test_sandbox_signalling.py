@@ -229,3 +229,20 @@ def test_pipelining_profile_closes_silently_after_mailmax(
     finally:
         client.close()
     assert len(sb.messages) == 25
+
+
+@pytest.mark.parametrize("phase", ["MAIL", "RCPT", "DATA"])
+def test_drop_at_a_command_closes_before_its_reply(
+    sandbox: Callable[..., Sandbox], phase: str
+) -> None:
+    """`drop_at` MAIL, RCPT or DATA: the connection closes instead of that command's reply and
+    nothing is recorded (unlike the drop after the final ".", which records the message)."""
+    sb = sandbox("unlimited", drop_probability=1.0, drop_at=phase)
+    client = connect(sb)
+    try:
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            send(client, 0)
+    finally:
+        client.close()
+    assert sb.messages == []
+    assert sb.wait_idle()

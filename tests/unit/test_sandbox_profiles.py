@@ -117,6 +117,7 @@ def test_unknown_profile_lists_the_known_ones() -> None:
         {"command_latency": -1.0},
         {"greylist_seconds": -1.0},
         {"connection_refusal": "drop"},
+        {"drop_at": "QUIT"},
         {"per_connection_refusal": "greeting"},
         {"ehlo_limits": "MAILMAX"},
         {"ehlo_limits": "MAILMAX=0"},
@@ -157,6 +158,11 @@ def test_behaviours_describe_the_new_switches() -> None:
         for line in lines
     )
     assert "25 messages per connection, then MAIL: connection closed without a reply" in lines
+    rcpt_drop = dataclasses.replace(get_profile("unlimited"), drop_probability=0.5, drop_at="RCPT")
+    assert (
+        "drop at RCPT p=0.5 (seed 0): connection closed without reply, nothing recorded"
+        in rcpt_drop.behaviours()
+    )
     firewall = get_profile("firewall").behaviours()
     assert "3 concurrent connections per IP, then closed at once without a greeting" in firewall
     o365 = get_profile("o365-like").behaviours()

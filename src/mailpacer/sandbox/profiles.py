@@ -17,10 +17,12 @@ connection. With ``c`` the per-command latency and ``d`` the latency after the f
 * ``capacity = min(max_connections / t, rate_per_minute / 60)``, infinite where unbounded.
 
 Faults, drops, greylisting and quotas only lower what a client achieves; they are not in the
-formula (it is an upper bound). TLS handshakes and network time are not latencies and not counted.
-PIPELINING does not change it either: the latencies are the server's time per command, which a
-pipelining client saves round trips on but still waits for. How a limit is refused (a reply, a
-5xx, a silent close) changes what a client learns, not what a perfect client reaches.
+formula. It bounds the sustained rate: a full token bucket lets ``rate_burst`` messages through
+once on top of it, so a short run can beat it by that many messages. TLS handshakes and network
+time are not latencies and not counted. PIPELINING does not change it either: the latencies are
+the server's time per command, which a pipelining client saves round trips on but still waits
+for. How a limit is refused (a reply, a 5xx, a silent close) changes what a client learns, not
+what a perfect client reaches.
 
 Reply templates are one line starting with a 4xx or 5xx code; a ``421`` reply is followed by a
 close, as RFC 5321 §3.8 says.
