@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,6 +42,7 @@ from mailpacer.states import CampaignState, MessageState
 from mailpacer.store import CampaignRecord, ClaimedMessage, Outcome, Store
 from mailpacer.tally import RunTally
 
+log = logging.getLogger("mailpacer")
 V = Verdict
 M = MessageState
 _SETUP_PHASES = frozenset({Phase.CONNECT, Phase.EHLO, Phase.STARTTLS, Phase.AUTH})
@@ -452,7 +454,12 @@ class Engine:
     def _flush(self) -> None:
         if self._outcomes:
             batch, self._outcomes = self._outcomes, []
-            self.store.record(batch)
+            skipped = self.store.record(batch, worker=self.worker)
+            if skipped:  # another process recovered these leases: its record stands
+                log.warning(
+                    "%d outcome(s) not recorded: another process recovered their messages",
+                    len({o.message_id for o in skipped}),
+                )
 
     def _heartbeat(self) -> None:
         ids = [m.id for m in self._queue] + list(self._sending)
