@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from mailpacer.sandbox.handler import SILENT, SandboxHandler
 from mailpacer.sandbox.limits import ConnectionSlots, Greylist, Quota, RateLimiter
@@ -137,8 +137,6 @@ class SandboxSMTP(SMTP):
         self.ip = "?"
         self.admitted = False
         self.accepted = 0  #: messages accepted on this connection
-        #: commands that arrived while an earlier one was still unanswered (round trips saved)
-        self.pipelined = 0
         self._closing = False
         self.pace = Pace()
         self._smtp_methods = {
@@ -185,7 +183,6 @@ class SandboxSMTP(SMTP):
                 return
             # aiosmtpd reads line by line: bytes left in its reader are the next command(s)
             if self._reader._buffer:  # type: ignore[attr-defined]
-                self.pipelined += 1
                 self.state.recorder.pipelined()
             if latency > 0:
                 await self.pace.sleep(latency)
@@ -248,6 +245,7 @@ class SandboxSMTP(SMTP):
         result: bool = await super().check_auth_needed(caller_method)
         return result
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         # the DATA command has no handler hook before its 354: a drop there is applied here
         envelope = self.envelope
