@@ -5,10 +5,12 @@ test_store_workers.py."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -514,3 +516,24 @@ def test_postgres_repr_names_the_server_and_schema(pg_database: str) -> None:
     assert repr(store) == f"<PostgresStore {where} schema=1>"
     store.close()
     assert repr(store) == f"<PostgresStore {where} schema=1 closed>"
+
+
+def test_postgres_store_reconnects_after_the_server_drops_it(pg_database: str) -> None:
+    """A connection the server ends (a restart, a failover) fails the call in flight with a
+    StoreError; the next call reconnects and finds everything committed before."""
+    name = f"mailpacer-reconnect-{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(f"{pg_database}&application_name={name}")
+    try:
+        record = campaign(store, messages=2)
+        with psycopg.connect(pg_database, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (name,),
+            ).fetchall()
+        assert ended == [(True,)]
+        with pytest.raises(StoreError, match=r"PostgreSQL .* failed: terminating connection"):
+            store.stats(record.id)
+        assert store.stats(record.id).total == 2
+    finally:
+        store.close()
