@@ -95,7 +95,7 @@ class Connection:
         try:
             await client.connect()
             phase = Phase.EHLO
-            ehlo = await client.ehlo()
+            ehlo = await _greet(client)
             if route.tls is TlsMode.STARTTLS:
                 phase = Phase.STARTTLS
                 if not client.supports_extension("starttls"):
@@ -270,6 +270,20 @@ async def _read_reply(protocol: SMTPProtocol, seconds: float) -> aiosmtplib.SMTP
             return await protocol.read_response()
     except TimeoutError:
         raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from None
+
+
+#: EHLO replies that mean "I only speak HELO" (RFC 5321 §4.1.4: fall back to HELO)
+_EHLO_UNKNOWN = frozenset({500, 501, 502, 504})
+
+
+async def _greet(client: aiosmtplib.SMTP) -> aiosmtplib.SMTPResponse:
+    """EHLO, or HELO when the server does not know EHLO (no extensions then: no PIPELINING)."""
+    try:
+        return await client.ehlo()
+    except aiosmtplib.SMTPHeloError as exc:
+        if exc.code not in _EHLO_UNKNOWN:
+            raise
+    return await client.helo()
 
 
 def _describe(exc: BaseException) -> str:
