@@ -10,6 +10,7 @@ from simserver import FakeClock
 from mailpacer.classify import Verdict
 from mailpacer.errors import ConfigError
 from mailpacer.pacer import Limits, Pacer, PacerConfig
+from mailpacer.rate import RoomTimer
 
 V = Verdict
 
@@ -139,17 +140,27 @@ def test_ceilings_are_hard() -> None:
 
 
 def test_connections_grow_while_every_slot_is_busy() -> None:
-    """+1 connection after each connection-count worth of successes, only with a backlog."""
+    """+1 connection after each quiet stretch (10 successes, or one per connection if more),
+    only with a backlog."""
     pacer, clock = make()
     connect_all(pacer)
+    accept(pacer, clock, 9)
+    assert pacer.target_connections == 1
     accept(pacer, clock, 1)
     assert pacer.target_connections == 2
     connect_all(pacer)
-    accept(pacer, clock, 2)
+    accept(pacer, clock, 10)
     assert pacer.target_connections == 3
     connect_all(pacer)
     accept(pacer, clock, 50, backlog=False)
     assert pacer.target_connections == 3  # no backlog: no growth
+    many, clock = make(config=PacerConfig(quiet_messages=2))
+    for target in range(1, 5):
+        connect_all(many)
+        accept(many, clock, max(target, 2) - 1)
+        assert many.target_connections == target
+        accept(many, clock, 1)
+    assert many.target_connections == 5
 
 
 def test_connection_throttle_sets_the_limit_and_probes_only_after_quiet() -> None:
@@ -157,7 +168,7 @@ def test_connection_throttle_sets_the_limit_and_probes_only_after_quiet() -> Non
     pacer, clock = make()
     for _ in range(3):
         connect_all(pacer)
-        accept(pacer, clock, pacer.target_connections)
+        accept(pacer, clock, 10)
     assert pacer.target_connections == 4
     pacer.observe(V.THROTTLE_CONNECTIONS, open_connections=3, backlog=True)
     assert (pacer.target_connections, pacer.limits.connections) == (3, 3)
@@ -225,14 +236,82 @@ def test_refusal_within_the_limit_steps_down_by_one() -> None:
 
 
 def test_first_rate_throttle_paces_under_what_passed() -> None:
-    """Unpaced and throttled: the pace becomes half of the accepted rate just measured."""
+    """Unpaced and throttled: the pace becomes half of the accepted rate just measured, and
+    the next slot is one slot away (the server has no room right now)."""
     pacer, clock = make()
     connect_all(pacer)
     accept(pacer, clock, 20, gap=0.1)  # 10 messages a second passed
     pacer.observe(V.THROTTLE_RATE, open_connections=1, backlog=True)
     assert pacer.rate_per_second == pytest.approx(5.0)
-    assert [round(pacer.reserve(), 6) for _ in range(3)] == [0.0, 0.2, 0.4]
+    assert [round(pacer.reserve(), 6) for _ in range(3)] == [0.2, 0.4, 0.6]
     assert repr(pacer) == "<Pacer connections=1/1 rate=5.0/s throttled>"
+
+
+def test_a_throttle_holds_new_slots_until_the_booked_ones_had_room() -> None:
+    """The server has no room at a throttle: slots booked before it take the room it makes
+    first, so the next new slot starts one slot after each of them."""
+    pacer, _ = make(learned=Limits(rate_per_minute=600))
+    pacer.on_connected(3)
+    for _ in range(3):
+        pacer.reserve()  # three connections each hold a booking
+    pacer.observe(V.THROTTLE_RATE, open_connections=3, backlog=True)  # one of them answered
+    pace = pacer.rate_per_second
+    assert pace is not None
+    assert pacer.reserve() == pytest.approx(3 / pace)  # two still booked, then this one
+
+
+def test_rate_is_timed_between_two_throttles() -> None:
+    """Two throttles a second apart with 20 messages accepted between them: the server allows
+    about 20 a second, so the pace goes just under that."""
+    pacer, clock = make()
+    connect_all(pacer)
+    accept(pacer, clock, 30, gap=0.01)  # the server's burst, at 100 a second
+    pacer.observe(V.THROTTLE_RATE, open_connections=1, backlog=True)
+    assert pacer.rate_per_second == pytest.approx(50.0)
+    for _ in range(20):  # the server lets one through every 50 ms
+        clock.now += max(pacer.reserve(), 0.05)
+        pacer.observe(V.ACCEPTED, open_connections=1, backlog=True)
+    clock.now += 0.01
+    pacer.reserve()
+    pacer.observe(V.THROTTLE_RATE, open_connections=1, backlog=True)
+    assert pacer.rate_per_second == pytest.approx(0.95 * 20, rel=0.03)
+    assert pacer.limits.rate_per_minute == pytest.approx(20 * 60, rel=0.15)
+
+
+def test_room_timer_bounds_the_rate_and_refines_with_late_answers() -> None:
+    """Between two throttles, (passed - 1) / span and (passed + 1 + in flight) / span bound the
+    rate; a message on its way at the second throttle is counted when it comes back."""
+    timer = RoomTimer(horizon=120.0)
+    for i in range(10):
+        timer.accepted(i * 0.01)  # opening burst: 10 in 0.1 s
+    assert timer.throttled(0.1, outstanding=0) is None  # nothing to time against yet
+    for i in range(1, 11):
+        timer.accepted(0.1 + i * 0.1)  # 10 a second
+    timed = timer.throttled(1.15, outstanding=1)
+    assert timed is not None
+    assert timed.low == pytest.approx(9 / 1.05)
+    assert timed.middle == pytest.approx(10 / 1.05)
+    assert timed.high == pytest.approx(12 / 1.05)
+    timer.accepted(1.12)  # started before the throttle, answered after it
+    assert timer.refined(0.05) == pytest.approx(12 / 1.05)  # 11 passed: not yet within 5%
+    assert timer.refined(0.1) == pytest.approx(11 / 1.05)
+    assert timer.burst(10.0) == pytest.approx(9.0)  # 10 let through in 0.1 s, at 10 a second
+
+
+def test_room_timer_distrusts_a_span_where_the_bucket_overflowed() -> None:
+    """A long idle stretch lets a small bucket fill and overflow: what passed over the span
+    then says nothing about the rate, so no timing is given."""
+    timer = RoomTimer(horizon=120.0)
+    timer.accepted(0.0)
+    timer.accepted(0.1)
+    assert timer.throttled(0.1, outstanding=0) is None  # a burst of about one message
+    for i in range(20):
+        timer.accepted(10.0 + i * 0.01)  # idle for 10 s, then 20 at once
+    assert timer.throttled(10.2, outstanding=0) is None
+    for i in range(1, 21):
+        timer.accepted(10.2 + i * 0.05)  # 20 a second, throttled at both ends: trusted
+    timed = timer.throttled(11.2, outstanding=0)
+    assert timed is not None and timed.middle == pytest.approx(20.0)
 
 
 def test_rate_throttle_without_data_starts_slow() -> None:
