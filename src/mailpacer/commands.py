@@ -41,7 +41,7 @@ db_option = click.option(
     "--db",
     default=default_db,
     show_default="$MAILPACER_DB or ~/.local/share/mailpacer/mailpacer.db",
-    help="SQLite file (or sqlite:///path) holding campaigns.",
+    help="SQLite file (or sqlite:///path), or a postgresql:// URL, holding campaigns.",
 )
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON report line on stdout."
@@ -147,7 +147,9 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 @click.option("--from", "sender", help="Sender, e.g. 'HR <hr@example.com>'.")
 @click.option("--config", type=click.Path(dir_okay=False), help="mailpacer.toml to use.")
 @click.option(
-    "--db", default=None, help="SQLite file (default: $MAILPACER_DB or the user data dir)."
+    "--db",
+    default=None,
+    help="SQLite file or postgresql:// URL (default: $MAILPACER_DB or the user data dir).",
 )
 @click.option("--max-connections", type=click.IntRange(min=1), help="Ceiling on connections.")
 @click.option("--max-rate", help="Hard ceiling on the rate, e.g. 120/min or 2/s.")
