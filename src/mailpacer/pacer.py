@@ -9,13 +9,12 @@ that it only probes past after a quiet stretch. The rate part lives in :mod:`mai
 
 from __future__ import annotations
 
-import collections
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailpacer.classify import Verdict
-from mailpacer.limits import Limits
+from mailpacer.limits import Limits, QuotaWindow
 from mailpacer.rate import RateConfig, RateControl
 
 __all__ = ["Limits", "Pacer", "PacerConfig"]
@@ -44,8 +43,8 @@ class PacerConfig:
     connect_backoff_seconds: float = 5.0  #: the route waits when not even one connection gets in
     connect_backoff_max_seconds: float = 300.0
     quiet_messages: int = 10  #: accepted messages without a throttle that end a run of throttles
-    quota_wait_seconds: float = 3600.0  #: wait after a quota verdict when nothing says how long
-    quota_wait_max_seconds: float = 86400.0
+    quota_wait_seconds: float = 60.0  #: after a quota verdict when nothing says how long: wait,
+    quota_wait_max_seconds: float = 3600.0  #: then probe, doubling the wait up to this
     max_hint_seconds: float = 86400.0  #: longer server hints are cut to this
     rate: RateConfig = field(default_factory=RateConfig)
 
@@ -86,11 +85,12 @@ class Pacer:
         # per connection and quota
         self._per_connection = learned.messages_per_connection
         self._mailmax: int | None = None
-        self._quota = learned.quota
-        self._quota_window = learned.quota_window_seconds
-        self._window_sends: collections.deque[float] = collections.deque()
-        self._sent_since_quota = 0
-        self._quota_wait = self._cfg.quota_wait_seconds
+        self._quota = QuotaWindow(
+            learned=learned,
+            ceilings=self._ceil,
+            first_wait=self._cfg.quota_wait_seconds,
+            max_wait=self._cfg.quota_wait_max_seconds,
+        )
         self._blocked_until = -math.inf
 
     # ---- what the engine asks ----------------------------------------------------------------
@@ -104,6 +104,8 @@ class Pacer:
         needed = self._rate.needed_connections
         if needed is not None:  # the rate binds: idle connections only hold slots booked early
             target = min(target, needed)
+        if self._quota.probing:  # one message tells whether the quota window has reset
+            target = 1
         return max(1, target)
 
     @property
@@ -125,13 +127,8 @@ class Pacer:
     def blocked_for(self) -> float:
         """Seconds the whole route must wait (quota window, a server's hint); 0.0 otherwise."""
         now = self._clock()
-        blocked = max(0.0, self._blocked_until - now)
-        quota, window = self._quota_limits()
-        if quota is not None and window is not None:
-            self._trim_window(now, window)
-            if len(self._window_sends) >= quota:
-                blocked = max(blocked, self._window_sends[-quota] + window - now)
-        return blocked
+        quota = self._quota.blocked_for(now, in_flight=self._rate.outstanding)
+        return max(self._blocked_until - now, quota, 0.0)
 
     @property
     def limits(self) -> Limits:
@@ -141,8 +138,8 @@ class Pacer:
             connections=self._conn_limit,
             rate_per_minute=round(rate * 60, 2) if rate else None,
             messages_per_connection=self._per_connection or self._mailmax,
-            quota=self._quota,
-            quota_window_seconds=self._quota_window,
+            quota=self._quota.learned_quota,
+            quota_window_seconds=self._quota.learned_window,
         )
 
     @property
@@ -217,7 +214,8 @@ class Pacer:
                 self._per_connection = min(known, messages_on_connection)
             hint = None  # a reconnect is the cure, not a pause
         elif verdict is Verdict.QUOTA:
-            self._quota_reached(now, hint)
+            self._since_throttle = 0
+            self._quota.refused(now, hint)
             hint = None
         else:
             hint = None  # greylist hints are the message's business, not the route's
@@ -231,10 +229,7 @@ class Pacer:
 
     def _accepted(self, now: float, open_connections: int, backlog: bool) -> None:
         self._connect_backoff = self._cfg.connect_backoff_seconds
-        self._sent_since_quota += 1
-        self._quota_wait = self._cfg.quota_wait_seconds
-        if self._quota_limits()[1] is not None:
-            self._window_sends.append(now)
+        self._quota.accepted(now)
         self._since_throttle += 1
         self._conn_successes += 1
         quiet = self._quiet()
@@ -290,35 +285,3 @@ class Pacer:
             self._blocked_until = max(self._blocked_until, now + self._connect_backoff)
             backoff = 2 * self._connect_backoff
             self._connect_backoff = min(self._cfg.connect_backoff_max_seconds, backoff)
-
-    def _quota_limits(self) -> tuple[int | None, float | None]:
-        quotas = [q for q in (self._quota, self._ceil.quota) if q is not None]
-        window = self._ceil.quota_window_seconds or self._quota_window
-        return (min(quotas) if quotas else None), window
-
-    def _trim_window(self, now: float, window: float) -> None:
-        while self._window_sends and self._window_sends[0] <= now - window:
-            self._window_sends.popleft()
-
-    def _quota_reached(self, now: float, hint: float | None) -> None:
-        """The quota is used up: learn how many passed, wait for the window (then probe)."""
-        self._since_throttle = 0
-        if now < self._blocked_until:
-            return  # the answer to a message sent before this pause began: nothing new
-        window = self._quota_limits()[1]
-        if window is not None:
-            self._trim_window(now, window)
-            sent = len(self._window_sends)
-        else:
-            sent = self._sent_since_quota
-        if sent > 0:
-            self._quota = sent
-        if hint is not None:
-            wait = hint
-        elif window is not None and self._window_sends:
-            wait = self._window_sends[0] + window - now
-        else:  # nothing says when the window resets: wait, then probe, longer each time
-            wait = self._quota_wait
-            self._quota_wait = min(self._cfg.quota_wait_max_seconds, 2 * self._quota_wait)
-        self._blocked_until = now + wait
-        self._sent_since_quota = 0

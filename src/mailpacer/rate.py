@@ -188,6 +188,11 @@ class RateControl:
         return self.per_second is not None and self._binding > 0.5
 
     @property
+    def outstanding(self) -> int:
+        """Bookings not answered yet: messages on their way (at most one per connection)."""
+        return max(0, self._booked - self._answered)
+
+    @property
     def probing(self) -> bool:
         """True while the pace is above the measured limit."""
         return self._rate is not None and self._limit is not None and self._rate > self._limit
@@ -315,7 +320,7 @@ class RateControl:
         """A rate throttle: cut the pace (never raise it), and book nothing new until the server
         has room again for the messages already booked."""
         rate = self.per_second
-        estimate = self._timer.throttled(now, outstanding=max(0, self._booked - self._answered))
+        estimate = self._timer.throttled(now, outstanding=self.outstanding)
         if not self._run:
             new = self._first_cut(rate, estimate)
         elif rate is None or self._answered <= self._booked_at_cut:  # booked before the last cut
@@ -335,10 +340,9 @@ class RateControl:
         self._growth = 1.0
         self._held = None
         # the server has no room now: what is already booked takes the room it makes first
-        outstanding = max(0, self._booked - self._answered)
         pace = self.per_second
         if pace is not None:
-            self._next_slot = max(self._next_slot, now + (outstanding + 1) / pace)
+            self._next_slot = max(self._next_slot, now + (self.outstanding + 1) / pace)
 
     def _from_estimate(self, estimate: Timed) -> float:
         """The pace under a timed rate; its upper bound becomes the limit to climb back to."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from mailpacer.engine import Engine, EngineOptions
-from mailpacer.pacer import Limits
+from mailpacer.pacer import Limits, PacerConfig
 from mailpacer.report import Report
 from mailpacer.retry import RetryPolicy
 from mailpacer.route import Route, TlsMode
@@ -173,6 +174,33 @@ def test_quota_waits_without_failing_then_resumes(store: Store, sandbox: Any) ->
     waiting = [reason for state, reason in states if state == "waiting"]
     assert waiting and "quota" in (waiting[0] or "")
     assert report.state == "done"
+    assert report.limits["quota"] == 40
+
+
+@pytest.mark.slow
+def test_quota_with_unknown_window_probes_learns_it_and_finishes(
+    store: Store, sandbox: Any
+) -> None:
+    """`quota`, window not configured: the campaign goes `waiting`, probes with one message
+    after a short wait (doubling), learns the quota and an upper bound of the 3 s window, and
+    finishes in bounded time with nothing failed."""
+    sb = sandbox("quota", quota=40, quota_window_seconds=3.0)
+    record = campaign(store, 100)
+    states: list[str] = []
+    route = Route(host=sb.host, port=sb.port, timeout=10.0)
+    opts = EngineOptions(sender=SENDER, pacer=PacerConfig(quota_wait_seconds=1.0))
+    engine = Engine(store, store.get_campaign(record.id), route, render, opts)
+    engine.events.subscribe(lambda e: states.append(e.data["state"]) if e.kind == "state" else None)
+    started = time.monotonic()
+    report = asyncio.run(engine.run())
+    assert report.sent == 100 and report.failed == 0, report
+    assert report.state == "done" and "waiting" in states
+    assert time.monotonic() - started < 30.0  # 3 windows of 3 s, probes of 1, 2, 4 s at most
+    assert report.limits["quota"] == 40
+    window = report.limits["quota_window_seconds"]
+    assert window is not None and 3.0 <= window <= 3.0 + 4.0 + 1.0
+    refusals = sb.counters.replies.get(550, 0)
+    assert refusals <= 8, sb.counters  # in flight at the first, then one per probe
 
 
 def test_unreachable_server_pauses_without_failing(store: Store, unused_port: int) -> None:

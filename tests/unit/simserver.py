@@ -275,8 +275,12 @@ class _Sim:
             if rate > before_rate or target > before_target:
                 self.violations.append(f"{now:.2f}: sped up on {verdict}")
         if verdict in (V.THROTTLE_RATE, V.THROTTLE_CONNECTIONS, V.QUOTA):
+            # a quota probe goes out alone; once it passes, the connections it narrowed are back
+            allowed = target
+            if verdict is V.QUOTA:
+                allowed = self.after_throttle[1] if self.since_throttle < 5 else 10**9
             self.since_throttle = 0
-            self.after_throttle = (rate, target)
+            self.after_throttle = (rate, allowed)
             if verdict is V.THROTTLE_CONNECTIONS:
                 self.conn_throttle = (now, pacer.limits.connections or 1)
         elif verdict is V.ACCEPTED:

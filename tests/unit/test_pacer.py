@@ -411,22 +411,104 @@ def test_mailmax_alone_is_reported() -> None:
 # ---- quota ------------------------------------------------------------------------------------
 
 
-def test_quota_without_window_waits_an_hour_then_probes() -> None:
-    """A quota verdict: learn the count sent, wait the default hour, double it if still over."""
-    pacer, clock = make()
+def test_quota_without_window_probes_after_a_minute_doubling_up_to_an_hour() -> None:
+    """A quota verdict, nothing saying how long: learn the count sent, wait a minute, then let
+    one message probe; each refused probe doubles the wait, up to an hour."""
+    pacer, clock = make(learned=Limits(connections=3))
     connect_all(pacer)
     accept(pacer, clock, 150)
-    pacer.observe(V.QUOTA, open_connections=1, backlog=True)
+    pacer.observe(V.QUOTA, open_connections=3, backlog=True)
     assert pacer.limits.quota == 150
-    assert pacer.blocked_for() == 3600.0
+    assert pacer.blocked_for() == pytest.approx(60.0)
+    assert pacer.target_connections == 1  # the probe goes alone
     assert repr(pacer).endswith("blocked>")
-    pacer.observe(V.QUOTA, open_connections=1, backlog=True)  # in flight before the pause
-    assert pacer.blocked_for() == 3600.0
-    clock.now += 3600
+    pacer.observe(V.QUOTA, open_connections=3, backlog=True)  # in flight before the pause
+    assert pacer.blocked_for() == pytest.approx(60.0)
+    waits = []
+    for _ in range(8):
+        clock.now += pacer.blocked_for()
+        assert pacer.blocked_for() == 0.0
+        pacer.observe(V.QUOTA, open_connections=1, backlog=True)  # the probe: still over
+        waits.append(round(pacer.blocked_for(), 6))
+    assert waits == [120.0, 240.0, 480.0, 960.0, 1920.0, 3600.0, 3600.0, 3600.0]
+    assert pacer.limits.quota == 150 and pacer.limits.quota_window_seconds is None
+
+
+def test_quota_probe_that_passes_learns_the_window_and_the_quota() -> None:
+    """The probe that gets through bounds the window (from the window's first accepted message
+    until then) and the quota is what that window let through, the messages then on their way
+    included; the connections come back."""
+    pacer, clock = make(learned=Limits(connections=2))
+    connect_all(pacer)
+    accept(pacer, clock, 40, gap=0.01)  # t = 0.01 .. 0.40
+    clock.now = 0.5
+    pacer.observe(V.QUOTA, open_connections=2, backlog=True)
+    clock.now = 0.51
+    pacer.observe(V.ACCEPTED, open_connections=2, backlog=True)  # on its way: it counted
+    clock.now = 60.5
     assert pacer.blocked_for() == 0.0
-    pacer.observe(V.QUOTA, open_connections=1, backlog=True)  # the probe: still over
-    assert pacer.blocked_for() == 7200.0
-    assert pacer.limits.quota == 150
+    pacer.reserve()
+    clock.now = 60.6
+    pacer.observe(V.ACCEPTED, open_connections=1, backlog=True)  # the probe got through
+    assert pacer.limits.quota == 41
+    assert pacer.limits.quota_window_seconds == pytest.approx(60.59)
+    assert pacer.target_connections == 2
+    assert pacer.limits.describe() == "2 connections, 41 messages per 60.59 seconds"
+
+
+def test_learned_quota_window_is_tried_halfway_until_its_bounds_meet() -> None:
+    """Learned as more than 0.49 s and at most 60.59 s, the next full window is tried once
+    halfway; a refusal raises the lower bound and waits for the upper one, a pass lowers the
+    upper bound. Each try costs one message."""
+    pacer, clock = make(learned=Limits(connections=2))
+    connect_all(pacer)
+    accept(pacer, clock, 40, gap=0.01)  # t = 0.01 .. 0.40
+    clock.now = 0.5
+    pacer.observe(V.QUOTA, open_connections=2, backlog=True)  # the window is > 0.49 s
+    clock.now = 60.6
+    pacer.reserve()
+    pacer.observe(V.ACCEPTED, open_connections=1, backlog=True)  # ... and <= 60.59 s
+    accept(pacer, clock, 39, gap=0.01)  # the quota again, 40 with the probe
+    assert clock.now + pacer.blocked_for() == pytest.approx(60.6 + (0.49 + 60.59) / 2)
+    clock.now = 60.6 + 30.54
+    assert pacer.blocked_for() == 0.0 and pacer.target_connections == 1
+    pacer.reserve()
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True)  # too early: it is > 30.54 s
+    assert clock.now + pacer.blocked_for() == pytest.approx(60.6 + 60.59)
+    clock.now = 60.6 + 60.59
+    pacer.reserve()
+    pacer.observe(V.ACCEPTED, open_connections=1, backlog=True)
+    accept(pacer, clock, 39, gap=0.01)
+    assert clock.now + pacer.blocked_for() == pytest.approx(121.19 + (30.54 + 60.59) / 2)
+    clock.now = 121.19 + 45.565
+    assert pacer.blocked_for() == 0.0
+    pacer.reserve()
+    pacer.observe(V.ACCEPTED, open_connections=1, backlog=True)  # passed: it is <= 45.565 s
+    assert pacer.limits.quota_window_seconds == pytest.approx(45.565)
+
+
+def test_messages_on_their_way_count_against_a_known_quota() -> None:
+    """With 2 of a quota of 3 sent in the window and one more on its way, the route waits."""
+    pacer, clock = make(learned=Limits(quota=3, quota_window_seconds=100, connections=2))
+    connect_all(pacer)
+    accept(pacer, clock, 2, gap=1.0)  # t = 1, 2
+    assert pacer.blocked_for() == 0.0
+    pacer.reserve()  # the third is on its way
+    assert pacer.blocked_for() == pytest.approx(99.0)  # until the first ages out at t=101
+
+
+def test_quota_probe_refused_with_a_hint_waits_for_the_hint() -> None:
+    """A refused probe whose reply says when to come back waits that long, not twice as long."""
+    pacer, clock = make()
+    connect_all(pacer)
+    accept(pacer, clock, 5)
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True)
+    clock.now += 60
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True, retry_after=45)
+    assert pacer.blocked_for() == 45.0
+    clock.now += 45
+    pacer.observe(V.QUOTA, open_connections=1, backlog=True)
+    assert pacer.blocked_for() == 60.0  # the hint was not a probing wait: nothing to double
 
 
 def test_quota_honours_the_servers_hint() -> None:
