@@ -117,9 +117,9 @@ def test_thousand_messages_without_limits_given(store: Store, sandbox: Any, prof
     assert_no_loss_no_duplicates(store, record, sb, report)
     assert len({m.message_id for m in sb.messages}) == 1000
     throttles = sum(n for code, n in sb.counters.replies.items() if 400 <= code < 500)
-    # Known gap: when connections can offer ~5x the server's rate, the first run of rate
-    # throttles costs 8-14 replies (BENCHMARKS.md, "Capacity"); the goal is <= 10 per 1,000.
-    allowed = 20 if profile == "rate-limited" else 10
+    # <= 1 per 100. rate-limited (connections could offer ~5x its rate) measured 3-5 per 1,000
+    # once the rate is timed between throttles and nothing new is booked after one.
+    allowed = 10
     assert throttles <= allowed, sb.counters
     assert report.throttles <= allowed
     limit = sb.profile.max_connections
