@@ -313,7 +313,8 @@ _RATE_WORDS = (
     r"\brate\b|rate[- ]limit|too many (?:messages|mails|emails)|too much mail|too (?:fast|quickly)"
     r"|slow down|frequen|throttl|\bHL:IFC\b|\bMI:SFQ\b"
     r"|too many (?:requests|deliveries|sends|submissions)|per (?:minute|second)\b"
-    r"|limit (?:has been |was )?(?:reached|exceeded)|exceeded (?:the |your |our )?\w* ?limit"
+    r"|(?:sending|send|message|mail|submission|relay|outgoing)\w* limit (?:has been |was )?"
+    r"(?:reached|exceeded)|exceeded (?:the |your |our )?(?:sending|submission|relay|rate)\w* limit"
 )
 _LATER_WORDS = (
     r"try (?:again )?later|retry later|come back later|temporarily deferred"
@@ -418,8 +419,15 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("other-4xx", V.TRANSIENT, classes=_4XX),
     # --- permanent refusals
     Rule("recipient-5.1", V.RECIPIENT_REJECTED, classes=_5XX, enhanced=("5.1",)),
-    # --- a 5xx that asks to come back later is a limit in other words, not a refusal
-    Rule("rate-try-later-5xx", V.THROTTLE_RATE, classes=_5XX, text=_LATER_WORDS),
+    # --- a 5xx that asks to come back later, before a recipient is named, is a limit in other
+    # words (at RCPT or after DATA "try again later" may still be about the message)
+    Rule(
+        "rate-try-later-5xx",
+        V.THROTTLE_RATE,
+        classes=_5XX,
+        phases=frozenset({P.CONNECT, P.EHLO, P.MAIL}),  # before any recipient or content
+        text=_LATER_WORDS,
+    ),
     Rule("recipient-rcpt", V.RECIPIENT_REJECTED, classes=_5XX, phases=frozenset({P.RCPT})),
     Rule(
         "sender-or-server-refused",

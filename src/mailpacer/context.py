@@ -11,7 +11,10 @@ often tells more than the code does:
 * a 4xx at MAIL, before any recipient is named, is about the session, not the message;
 * "too many connections" inside a transaction on the only open connection means "slower";
 * connections that the server closes, silently or with a bare 421, after the same number of
-  messages each time reveal a per-connection cap.
+  messages each time reveal a per-connection cap;
+* a message "throttled" again and again while the route accepts many others is refused for
+  itself: after :data:`MAX_THROTTLES_ALONE` such replies its code is believed (it fails or is
+  retried with backoff), so no message is requeued forever.
 
 A verdict that a rule read from the server's words is never changed here, and a guess that keeps
 failing gives way: after :data:`MAX_GUESSED_IN_A_ROW` reinterpreted refusals with nothing accepted
@@ -26,7 +29,7 @@ import dataclasses
 
 from mailpacer.classify import Classification, Phase, Reply, Verdict
 
-__all__ = ["GUESSING_RULES", "MAX_GUESSED_IN_A_ROW", "RouteHistory"]
+__all__ = ["GUESSING_RULES", "MAX_GUESSED_IN_A_ROW", "MAX_THROTTLES_ALONE", "RouteHistory"]
 
 V = Verdict
 P = Phase
@@ -51,6 +54,10 @@ _TRANSACTION = frozenset({P.MAIL, P.RCPT, P.DATA, P.DATA_END})
 _CAP_CONFIRMATIONS = 2
 #: reinterpreted MAIL refusals without an acceptance in between before the code is believed
 MAX_GUESSED_IN_A_ROW = 8
+#: throttles of one message, while the route accepted at least as many others, before the
+#: throttle is taken to be about the message itself
+MAX_THROTTLES_ALONE = 8
+_THROTTLES = frozenset({V.THROTTLE_RATE, V.THROTTLE_PER_CONNECTION, V.THROTTLE_CONNECTIONS})
 
 
 class RouteHistory:
@@ -60,20 +67,55 @@ class RouteHistory:
         self.accepted = 0  #: messages the server accepted on this route in this run
         self._session_ends: collections.Counter[int] = collections.Counter()
         self._guessed_in_row = 0
+        self._most_carried = 0  #: most messages one connection carried so far
+        #: message → (route acceptances at its first throttle, its throttles since)
+        self._throttled: dict[int, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         ends = dict(sorted(self._session_ends.items()))
         return f"<RouteHistory accepted={self.accepted} session_ends={ends}>"
 
     def interpret(
-        self, reply: Reply, result: Classification, *, open_connections: int
+        self,
+        reply: Reply,
+        result: Classification,
+        *,
+        open_connections: int,
+        message: int | None = None,
     ) -> Classification:
         """``result`` as the route's history reads it; ``open_connections`` excludes the one
-        that is being opened when ``reply`` answers a greeting."""
+        that is being opened when ``reply`` answers a greeting; ``message`` names the message
+        a transaction's reply is about."""
+        read = self._read(reply, result, open_connections)
+        if message is None:
+            return read
+        if read.verdict not in _THROTTLES:
+            self._throttled.pop(message, None)
+            return read
+        return self._alone(message, reply, read)
+
+    def _alone(self, message: int, reply: Reply, result: Classification) -> Classification:
+        """A message "throttled" again and again while the route accepts others is refused for
+        itself (a size, a recipient, content in words we read as a limit): believe the code."""
+        first, count = self._throttled.get(message, (self.accepted, 0))
+        count += 1
+        self._throttled[message] = (first, count)
+        others = self.accepted - first
+        if count <= MAX_THROTTLES_ALONE or others < MAX_THROTTLES_ALONE or reply.code is None:
+            return result
+        verdict = V.TRANSIENT
+        if reply.code // 100 == 5 and reply.phase is P.RCPT:
+            verdict = V.RECIPIENT_REJECTED
+        elif reply.code // 100 == 5 and reply.phase in (P.DATA, P.DATA_END):
+            verdict = V.MESSAGE_REJECTED
+        return _as(result, verdict, "refused-alone-while-others-pass")
+
+    def _read(self, reply: Reply, result: Classification, open_connections: int) -> Classification:
         if result.verdict is V.ACCEPTED:
             if reply.phase is P.DATA_END:
                 self.accepted += 1
                 self._guessed_in_row = 0
+                self._most_carried = max(self._most_carried, reply.messages_on_connection + 1)
             return result
         if (
             result.verdict is V.THROTTLE_CONNECTIONS
@@ -83,8 +125,7 @@ class RouteHistory:
             return _as(result, V.THROTTLE_RATE, "connections-at-one")
         if result.rule not in GUESSING_RULES:
             return result
-        worked = self.accepted > 0 or open_connections > 0
-        if reply.phase in _GREETING and worked:
+        if reply.phase in _GREETING and open_connections > 0:
             if result.verdict in (V.TRANSIENT, V.ROUTE_FAILURE):
                 return _as(result, V.THROTTLE_CONNECTIONS, "refused-while-route-works")
             return result
@@ -95,7 +136,8 @@ class RouteHistory:
     def _at_mail(self, reply: Reply, result: Classification) -> Classification:
         carried = reply.messages_on_connection
         closing = reply.code is None or reply.code == 421
-        if closing and carried > 0:
+        if closing and carried > 0 and carried >= self._most_carried:
+            # (a connection that carried more refutes a cap at this count)
             self._session_ends[carried] += 1
             if self._session_ends[carried] >= _CAP_CONFIRMATIONS:
                 return _as(result, V.THROTTLE_PER_CONNECTION, "session-ends-after-same-count")

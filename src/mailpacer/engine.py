@@ -105,6 +105,7 @@ class Engine:
         self._outcomes: list[Outcome] = []
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._open = 0
+        self._connecting = 0  #: connections being opened (greeting, EHLO, TLS, AUTH)
         self._in_flight = 0
         self._sending: set[int] = set()
         self._connections_made = 0
@@ -211,14 +212,17 @@ class Engine:
         state = self.campaign.state
         if blocked > 0 and state is CampaignState.RUNNING:
             until = time.strftime("%H:%M:%S", time.localtime(time.time() + blocked))
+            if self._quota_text:
+                why = f"the server's sending quota is used up ({self._quota_text})"
+            else:
+                why = "the server asked us to wait (a retry hint, or no connection let in)"
             self._set_state(
-                CampaignState.WAITING,
-                f"the server's sending quota is used up ({self._quota_text}); "
-                f"waiting until about {until}, then continuing",
+                CampaignState.WAITING, f"{why}; waiting until about {until}, then continuing"
             )
             self._work.set()
         elif blocked <= 0 and state is CampaignState.WAITING:
             self._set_state(CampaignState.RUNNING, None)
+            self._quota_text = ""
 
     def _refill(self) -> None:
         """Keep a few claimed messages ready beyond what the open connections are sending."""
@@ -313,11 +317,21 @@ class Engine:
 
     async def _connect(self, slot: int) -> Connection | None:
         self._connections_made += 1
+        self._connecting += 1
         try:
             conn = await Connection.open(self.route, self._connections_made)
         except ConnectFailed as failure:
-            self._connect_failed(failure.reply, self._classify(failure.reply))
+            self._connecting -= 1
+            # the others being opened got past TCP too: they count as working for the reading
+            others = self._open + self._connecting
+            result = classify(failure.reply, self.options.rules)
+            verdict = self._history.interpret(failure.reply, result, open_connections=others)
+            self._connect_failed(failure.reply, verdict)
             return None
+        except BaseException:
+            self._connecting -= 1
+            raise
+        self._connecting -= 1
         self._open += 1
         self._connect_failures = 0
         self.pacer.on_connected(self._open)
@@ -377,16 +391,16 @@ class Engine:
                 self._tally.add("failed")
                 return
             reply = await conn.send(self.options.sender, message.email, payload)
-            self._apply(message, reply, self._classify(reply))
+            self._apply(message, reply, self._classify(reply, message.id))
         finally:
             self._in_flight -= 1
             self._sending.discard(message.id)
             self._work.set()
 
-    def _classify(self, reply: Reply) -> Classification:
+    def _classify(self, reply: Reply, message: int | None = None) -> Classification:
         """The reply's verdict, read with what this route has shown (:mod:`mailpacer.context`)."""
         result = classify(reply, self.options.rules)
-        return self._history.interpret(reply, result, open_connections=self._open)
+        return self._history.interpret(reply, result, open_connections=self._open, message=message)
 
     def _apply(self, message: ClaimedMessage, reply: Reply, result: Classification) -> None:
         """Record what the reply means for the message and tell the pacer."""
@@ -453,8 +467,8 @@ class Engine:
 
     def _flush(self) -> None:
         if self._outcomes:
-            batch, self._outcomes = self._outcomes, []
-            skipped = self.store.record(batch, worker=self.worker)
+            skipped = self.store.record(self._outcomes, worker=self.worker)
+            self._outcomes = []  # (only once written: a failed write keeps them for the next)
             if skipped:  # another process recovered these leases: its record stands
                 log.warning(
                     "%d outcome(s) not recorded: another process recovered their messages",
@@ -465,6 +479,13 @@ class Engine:
         ids = [m.id for m in self._queue] + list(self._sending)
         if ids:
             self.store.extend_leases(self.worker, ids, time.time() + self.options.lease_seconds)
+        # another worker sharing the campaign may have died: its messages come back (not ours)
+        self.store.recover(
+            self.campaign.id,
+            now=time.time(),
+            resend=self.options.resend_uncertain,
+            is_alive=lambda worker: worker == self.worker or is_alive(worker),
+        )
 
     # -- stopping ------------------------------------------------------------------------
     async def _drain(self) -> None:

@@ -190,7 +190,10 @@ class Connection:
                     return refused or Reply(421, response.message, phase, self.messages)
             if refused is None:
                 return await self._deliver(payload)
-            if response.code == 354:  # DATA accepted after a refusal: end an empty message
+            if response.code == 354 and refused.phase is Phase.MAIL:
+                self._drop()  # a recipient may have been taken without a sender: abort, no "."
+                return refused
+            if response.code == 354:  # DATA accepted though no recipient was: end it empty
                 protocol.write(b".\r\n")
                 await _read_reply(protocol, self.route.timeout * 2)
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:

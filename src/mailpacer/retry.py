@@ -1,12 +1,12 @@
 """Backoff maths for deferred messages (DESIGN §3): pure, no sleeping, randomness injected.
 
 A transient failure is retried after ``base × multiplier^(attempts-1)`` seconds, capped, with
-multiplicative jitter — by default 5 s, 20 s, 80 s, … up to an hour: a fault of the server's (a
-queue write error, a dropped connection) usually clears at once, a recipient's trouble (a full
-mailbox) does not, and eight attempts still span hours. A server's hint ("try again in 300
+multiplicative jitter — by default 5 s, 20 s, 80 s, … up to four hours: a fault of the server's
+(a queue write error, a dropped connection) usually clears at once, a recipient's trouble (a full
+mailbox, a reputation deferral) may take a day, and twelve attempts span about 22 hours. A
+server's hint ("try again in 300
 seconds") is honoured instead; greylisting without a hint waits at least ``greylist_min_seconds``
-(greylisters refuse a retry that comes sooner). The
-message gives up (``None``) after ``max_attempts`` attempts or when the next try would fall past
+(greylisters refuse a retry that comes sooner). The message gives up (``None``) after ``max_attempts`` attempts or when the next try would fall past
 ``max_age_seconds`` after its first attempt. Defaults follow what hosted senders do (SendGrid
 retries deferrals for 72 hours).
 """
@@ -26,10 +26,10 @@ __all__ = ["RetryPolicy", "backoff_delay", "next_retry"]
 class RetryPolicy:
     """How often and how long a transient failure is retried; frozen and validated."""
 
-    max_attempts: int = 8  #: counted attempts, the first one included
+    max_attempts: int = 12  #: counted attempts, the first one included
     max_age_seconds: float = 3 * 86400.0  #: give up when the next try would be later than this
     base_seconds: float = 5.0  #: delay after the first failed attempt
-    cap_seconds: float = 3600.0  #: no computed delay is longer
+    cap_seconds: float = 4 * 3600.0  #: no computed delay is longer
     jitter: float = 0.2  #: each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
     multiplier: float = 4.0
     greylist_min_seconds: float = 60.0  #: a greylisting without a hint waits at least this

@@ -107,7 +107,7 @@ def test_good_file_is_read_into_frozen_objects() -> None:
         ("[defaults]\nfrom = 'nobody'\n", "defaults.from", 2),
         ("[defaults]\ncheck_dns = 1\n", "defaults.check_dns", 2),
         ("[defaults.retry]\nmax_age = 'forever'\n", "defaults.retry.max_age", 2),
-        ("[defaults.retry]\nbase_seconds = 7200\n", "defaults.retry.base_seconds", 2),
+        ("[defaults.retry]\nbase_seconds = 20000\n", "defaults.retry.base_seconds", 2),
         ("[defaults.retry]\nmax_attempts = 2.5\n", "defaults.retry.max_attempts", 2),
         ("[defaults]\nretry = { max_attempts = 'x' }\n", "defaults.retry.max_attempts", 2),
         ("routes.a.url = 'smtp://h'\nroutes.a.timeout = -1\n", "routes.a.timeout", 2),

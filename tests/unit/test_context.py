@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailpacer.classify import Phase, Reply, Verdict, classify
-from mailpacer.context import MAX_GUESSED_IN_A_ROW, RouteHistory
+from mailpacer.context import MAX_GUESSED_IN_A_ROW, MAX_THROTTLES_ALONE, RouteHistory
 
 V = Verdict
 P = Phase
@@ -194,7 +194,7 @@ def test_rule_names_say_what_was_reinterpreted() -> None:
         (550, "5.7.1 Message rejected: hourly sending limit reached", P.MAIL, V.QUOTA),
         (451, "Too many requests, please retry in 30 seconds", P.MAIL, V.THROTTLE_RATE),
         (554, "Limit exceeded: 50 messages per minute", P.RCPT, V.THROTTLE_RATE),
-        (550, "5.7.1 Service unavailable, try again later", P.RCPT, V.THROTTLE_RATE),
+        (550, "5.7.1 Service unavailable, try again later", P.MAIL, V.THROTTLE_RATE),
         (550, "5.1.1 No such user, try again later", P.RCPT, V.RECIPIENT_REJECTED),
         (421, "4.7.0 You have exceeded the submission limit", P.MAIL, V.THROTTLE_RATE),
     ],
@@ -234,3 +234,63 @@ def test_too_many_connections_on_the_only_connection_means_slower() -> None:
     assert alone.verdict is V.THROTTLE_RATE
     several = history.interpret(reply, classify(reply), open_connections=3)
     assert several.verdict is V.THROTTLE_CONNECTIONS
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "phase", "verdict"),
+    [
+        (552, "5.3.4 Message size limit exceeded", P.DATA_END, V.MESSAGE_REJECTED),
+        (552, "Mailbox size limit exceeded", P.RCPT, V.RECIPIENT_REJECTED),
+        (550, "5.7.1 Recipient limit exceeded", P.RCPT, V.RECIPIENT_REJECTED),
+        (550, "Message exceeded the attachment limit", P.DATA_END, V.MESSAGE_REJECTED),
+        (550, "Mailbox not found. Please try again later", P.RCPT, V.RECIPIENT_REJECTED),
+    ],
+)
+def test_limits_of_the_message_itself_are_not_throttles(
+    code: int, text: str, phase: Phase, verdict: Verdict
+) -> None:
+    """A message too big, a mailbox full, "try again later" about one recipient: the message or
+    recipient is at fault, so it fails instead of being requeued as a throttle forever."""
+    assert read(worked(), code, text, phase, carried=2, open_connections=1) is verdict
+
+
+def test_nothing_open_after_work_is_not_a_connection_limit() -> None:
+    """The server went down or blocks our IP after accepting mail: with no connection open, a
+    refused greeting means what it says (transient, then route failure), not a limit."""
+    history = worked()
+    assert read(history, None, "Connection refused", P.CONNECT) is V.TRANSIENT
+    blocked = "5.7.1 Service unavailable; client host blocked using zen.spamhaus.org"
+    assert read(history, 554, blocked, P.CONNECT) is V.ROUTE_FAILURE
+
+
+def test_a_connection_that_carried_more_refutes_a_cap() -> None:
+    """Two connections closed after 3 messages while another carried 10: not a cap of 3."""
+    history = RouteHistory()
+    for n in range(10):
+        reply = Reply(250, "2.0.0 Ok", P.DATA_END, n)
+        history.interpret(reply, classify(reply), open_connections=1)
+    for _ in range(3):
+        verdict = read(history, None, "Server disconnected", P.MAIL, carried=3, open_connections=1)
+        assert verdict is V.TRANSIENT
+
+
+def test_a_message_throttled_alone_is_refused_for_itself() -> None:
+    """Gmail's "unusual rate of unsolicited mail … blocked" for one message, over and over,
+    while the route keeps accepting others: after MAX_THROTTLES_ALONE it is the message's own
+    refusal (failed), not a limit to requeue it for forever. Others' throttles don't count."""
+    history = worked()
+    text = "5.7.1 Our system has detected an unusual rate of unsolicited mail; blocked"
+    reply = Reply(550, text, P.DATA_END, 2)
+    verdicts = []
+    for _ in range(MAX_THROTTLES_ALONE + 1):
+        verdicts.append(history.interpret(reply, classify(reply), open_connections=2, message=7))
+        for _ in range(MAX_THROTTLES_ALONE):
+            read(history, 250, "2.0.0 Ok", P.DATA_END)
+    assert {v.verdict for v in verdicts[:-1]} == {V.THROTTLE_RATE}
+    assert verdicts[-1].verdict is V.MESSAGE_REJECTED
+    assert verdicts[-1].rule.startswith("refused-alone-while-others-pass")
+    # a message throttled as often while nothing else passes is the route's limit: kept
+    stuck = RouteHistory()
+    for _ in range(3 * MAX_THROTTLES_ALONE):
+        again = stuck.interpret(reply, classify(reply), open_connections=1, message=8)
+        assert again.verdict is V.THROTTLE_RATE

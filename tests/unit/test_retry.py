@@ -24,20 +24,20 @@ policies = st.builds(
 
 
 def test_defaults_are_production_values() -> None:
-    """Defaults: 8 attempts, 5 seconds growing to at most 1 hour, give up after 3 days."""
+    """Defaults: 12 attempts, 5 seconds growing to at most 4 hours, give up after 3 days."""
     policy = RetryPolicy()
-    assert (policy.max_attempts, policy.base_seconds, policy.cap_seconds) == (8, 5.0, 3600.0)
+    assert (policy.max_attempts, policy.base_seconds, policy.cap_seconds) == (12, 5.0, 14400.0)
     assert policy.max_age_seconds == 3 * 86400
 
 
 def test_delays_without_jitter_double_then_cap() -> None:
-    """With no jitter the delays are 5, 20, 80 … seconds until the one-hour cap: eight attempts
-    span over two hours."""
+    """With no jitter the delays are 5, 20, 80 … seconds until the four-hour cap: twelve
+    attempts (eleven delays) span most of a day, within the three-day age limit."""
     policy = RetryPolicy(jitter=0.0)
     rng = random.Random(1)
-    delays = [backoff_delay(policy, n, rng) for n in range(1, 9)]
-    assert delays == [5, 20, 80, 320, 1280, 3600, 3600, 3600]
-    assert sum(delays[:7]) > 2 * 3600
+    delays = [backoff_delay(policy, n, rng) for n in range(1, 12)]
+    assert delays == [5, 20, 80, 320, 1280, 5120, *[14400] * 5]
+    assert 20 * 3600 < sum(delays) < policy.max_age_seconds
 
 
 def test_next_retry_is_a_timestamp_after_now() -> None:
