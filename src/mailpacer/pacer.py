@@ -248,8 +248,7 @@ class Pacer:
             self._probe_base = None
             self._conn_changed_at = now
             self._conn_quiet = max(self._cfg.connection_quiet_min_seconds, self._conn_quiet / 2)
-        step = max(self._target, self._cfg.quiet_messages)  # each step carries a quiet stretch
-        if not backlog or open_connections < self._target or self._conn_successes < step:
+        if not backlog or open_connections < self._target or self._conn_successes < self._target:
             return
         if self._rate.binding:
             return  # the rate, not the connection count, is what holds us back

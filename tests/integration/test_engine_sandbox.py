@@ -117,7 +117,7 @@ def test_thousand_messages_without_limits_given(store: Store, sandbox: Any, prof
     assert_no_loss_no_duplicates(store, record, sb, report)
     assert len({m.message_id for m in sb.messages}) == 1000
     throttles = sum(n for code, n in sb.counters.replies.items() if 400 <= code < 500)
-    # <= 1 per 100. rate-limited (connections could offer ~5x its rate) measured 3-5 per 1,000
+    # <= 1 per 100. rate-limited (connections could offer ~5x its rate) measured 4-6 per 1,000
     # once the rate is timed between throttles and nothing new is booked after one.
     allowed = 10
     assert throttles <= allowed, sb.counters
