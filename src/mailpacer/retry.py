@@ -5,9 +5,9 @@ multiplicative jitter — by default 5 s, 20 s, 80 s, … up to four hours: a fa
 (a queue write error, a dropped connection) usually clears at once, a recipient's trouble (a full
 mailbox, a reputation deferral) may take a day, and twelve attempts span about 22 hours. A
 server's hint ("try again in 300 seconds") is honoured instead; greylisting without a hint waits
-at least ``greylist_min_seconds`` (greylisters refuse a retry that comes sooner). The message gives up (``None``) after
-``max_attempts`` attempts or when the next try would fall past ``max_age_seconds`` after its first
-attempt (SendGrid retries deferrals for 72 hours).
+at least ``greylist_min_seconds`` (greylisters refuse a retry that comes sooner). The message
+gives up (``None``) after ``max_attempts`` attempts or when the next try would fall past
+``max_age_seconds`` after its first attempt (SendGrid retries deferrals for 72 hours).
 """
 
 from __future__ import annotations
