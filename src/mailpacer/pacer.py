@@ -4,7 +4,8 @@ Pure logic with an injected clock: the engine asks (:attr:`Pacer.target_connecti
 :meth:`Pacer.reserve`, :meth:`Pacer.blocked_for`) and reports (:meth:`Pacer.observe`); the pacer
 never sleeps and never does I/O. Told nothing, it starts with one connection and no rate limit,
 grows while every slot is busy and nothing throttles, and turns each throttle into a learned limit
-that it only probes past after a quiet stretch. The rate part lives in :mod:`mailpacer.rate`.
+that it only probes past after a quiet stretch. The rate part lives in :mod:`mailpacer.rate`, the
+quota part in :class:`mailpacer.limits.QuotaWindow`.
 """
 
 from __future__ import annotations
