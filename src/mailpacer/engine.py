@@ -45,6 +45,7 @@ from mailpacer.tally import RunTally
 log = logging.getLogger("mailpacer")
 V = Verdict
 M = MessageState
+_WAITING_AFTER = 1.0  #: seconds a route block must last to show the campaign as waiting
 _SETUP_PHASES = frozenset({Phase.CONNECT, Phase.EHLO, Phase.STARTTLS, Phase.AUTH})
 _TICK = 0.02
 
@@ -207,10 +208,11 @@ class Engine:
             self._final_state = fresh.state
 
     def _follow_quota(self) -> None:
-        """While the pacer blocks the route (quota window), the campaign is ``waiting``."""
+        """While the pacer blocks the route (quota window) for a while, the campaign is
+        ``waiting``; blocks shorter than :data:`_WAITING_AFTER` pass without a state change."""
         blocked = self.pacer.blocked_for()
         state = self.campaign.state
-        if blocked > 0 and state is CampaignState.RUNNING:
+        if blocked >= _WAITING_AFTER and state is CampaignState.RUNNING:
             until = time.strftime("%H:%M:%S", time.localtime(time.time() + blocked))
             if self._quota_text:
                 why = f"the server's sending quota is used up ({self._quota_text})"
