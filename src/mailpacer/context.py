@@ -38,12 +38,10 @@ P = Phase
 GUESSING_RULES = frozenset(
     {
         "no-reply",
-        "no-reply-after-data",
         "greeting-421",
         "other-4xx",
         "other-5xx",
         "sender-or-server-refused",
-        "recipient-rcpt",
         "odd-reply",
         "unmatched",
     }

@@ -399,7 +399,7 @@ class Engine:
             self._sending.discard(message.id)
             self._work.set()
 
-    def _classify(self, reply: Reply, message: int | None = None) -> Classification:
+    def _classify(self, reply: Reply, message: int) -> Classification:
         """The reply's verdict, read with what this route has shown (:mod:`mailpacer.context`)."""
         result = classify(reply, self.options.rules)
         return self._history.interpret(reply, result, open_connections=self._open, message=message)

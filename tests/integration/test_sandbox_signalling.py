@@ -10,28 +10,9 @@ from collections.abc import Callable
 from contextlib import closing
 
 import pytest
+from test_sandbox_limits import connect, transaction
 
 from mailpacer.sandbox import Sandbox
-
-
-def connect(sb: Sandbox) -> smtplib.SMTP:
-    """A plain smtplib client, greeted and past EHLO."""
-    client = smtplib.SMTP(sb.host, sb.port, local_hostname="client.test", timeout=10)
-    client.ehlo()
-    return client
-
-
-def send(client: smtplib.SMTP, n: int) -> tuple[int, int, int]:
-    """MAIL, RCPT, DATA for message ``n``: the three reply codes (0 where not reached)."""
-    mail, _ = client.mail("sender@client.test")
-    if mail != 250:
-        return mail, 0, 0
-    rcpt, _ = client.rcpt(f"worker{n}@example.com")
-    if rcpt != 250:
-        client.rset()
-        return mail, rcpt, 0
-    data, _ = client.data(f"Subject: {n}\r\nMessage-ID: <{n}@client.test>\r\n\r\nhi\r\n".encode())
-    return mail, rcpt, data
 
 
 def read_all(sb: Sandbox) -> bytes:
@@ -56,7 +37,7 @@ def test_limits_are_advertised_and_mailmax_enforced(sandbox: Callable[..., Sandb
         assert client.rcpt("c@example.com") == (452, b"4.5.3 Too many recipients")
         client.rset()
         for n in range(3):
-            assert send(client, n) == (250, 250, 250)
+            assert transaction(client, n) == (250, 250, 250)
         code, text = client.mail("sender@client.test")
         assert code == 421 and b"Too many messages in this connection" in text
         with pytest.raises(smtplib.SMTPServerDisconnected):
@@ -74,8 +55,8 @@ def test_connection_refusal_close_sends_nothing(sandbox: Callable[..., Sandbox])
         assert read_all(sb) == b""
         with pytest.raises(smtplib.SMTPServerDisconnected):
             smtplib.SMTP(sb.host, sb.port, local_hostname="client.test", timeout=10)
-        assert send(first, 1) == (250, 250, 250)
-        assert send(second, 2) == (250, 250, 250)
+        assert transaction(first, 1) == (250, 250, 250)
+        assert transaction(second, 2) == (250, 250, 250)
         first.quit()
         second.quit()
     counters = sb.counters
@@ -90,14 +71,14 @@ def test_per_connection_refusal_close_closes_at_mail(sandbox: Callable[..., Sand
     client = connect(sb)
     try:
         for n in range(2):
-            assert send(client, n) == (250, 250, 250)
+            assert transaction(client, n) == (250, 250, 250)
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.mail("sender@client.test")
     finally:
         client.close()
     assert sb.wait_idle()
     with closing(connect(sb)) as again:
-        assert send(again, 3) == (250, 250, 250)
+        assert transaction(again, 3) == (250, 250, 250)
         again.quit()
     assert 421 not in sb.counters.replies
     assert len(sb.messages) == 3
@@ -115,7 +96,7 @@ def test_a_5xx_rate_reply_at_mail_leaves_the_connection_open(
         rate_reply="554 5.7.1 Sending rate exceeded, slow down",
     )
     with closing(connect(sb)) as client:
-        assert send(client, 0) == (250, 250, 250)
+        assert transaction(client, 0) == (250, 250, 250)
         assert client.mail("sender@client.test") == (
             554,
             b"5.7.1 Sending rate exceeded, slow down",
@@ -130,7 +111,7 @@ def test_a_421_reply_closes_the_connection(sandbox: Callable[..., Sandbox]) -> N
     sb = sandbox("rate-limited", rate_per_minute=60.0, rate_burst=1, rate_reply="421 4.7.0 slow")
     client = connect(sb)
     try:
-        assert send(client, 0) == (250, 250, 250)
+        assert transaction(client, 0) == (250, 250, 250)
         assert client.mail("sender@client.test") == (421, b"4.7.0 slow")
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.noop()
@@ -155,7 +136,7 @@ def test_ses_like_words_its_limits_like_ses(sandbox: Callable[..., Sandbox]) -> 
     client = connect(sb)
     try:
         for n in range(2):
-            assert send(client, n) == (250, 250, 250)
+            assert transaction(client, n) == (250, 250, 250)
         assert client.mail("sender@client.test") == (
             421,
             b"Connection closed by server. Maximum message count per session reached.",
@@ -206,7 +187,7 @@ def test_fivexx_rate_refuses_with_550_frequency_limited(sandbox: Callable[..., S
     stays usable."""
     sb = sandbox("fivexx-rate", rate_per_minute=60.0, rate_burst=1)
     with closing(connect(sb)) as client:
-        assert send(client, 0) == (250, 250, 250)
+        assert transaction(client, 0) == (250, 250, 250)
         assert client.mail("sender@client.test") == (550, b"Ip frequency limited.")
         assert client.noop()[0] == 250
         client.quit()
@@ -223,7 +204,7 @@ def test_pipelining_profile_closes_silently_after_mailmax(
         assert client.has_extn("pipelining")
         assert client.esmtp_features["limits"].startswith("MAILMAX=25")
         for n in range(25):
-            assert send(client, n) == (250, 250, 250)
+            assert transaction(client, n) == (250, 250, 250)
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.mail("sender@client.test")
     finally:
@@ -241,7 +222,7 @@ def test_drop_at_a_command_closes_before_its_reply(
     client = connect(sb)
     try:
         with pytest.raises(smtplib.SMTPServerDisconnected):
-            send(client, 0)
+            transaction(client, 0)
     finally:
         client.close()
     assert sb.messages == []
