@@ -29,9 +29,9 @@ from typing import Any
 
 import aiosmtplib
 
-from mailpacer.engine import Engine, EngineOptions
-from mailpacer.retry import RetryPolicy
-from mailpacer.route import Route
+from mailpacer.core.retry import RetryPolicy
+from mailpacer.core.route import Route
+from mailpacer.delivery.engine import Engine, EngineOptions
 from mailpacer.sandbox import Sandbox, get_profile
 from mailpacer.store import NewMessage, open_store
 

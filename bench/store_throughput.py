@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
 from mailpacer.store import ClaimedMessage, NewMessage, Outcome, Store, open_store
 
 WORKER = "bench:1:0"
@@ -97,7 +97,7 @@ def record_rate(store: Store, cid: int, outcomes: int, batch: int) -> float:
 
 SHARED_WORKER = """
 import sys, time
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
 from mailpacer.store import Outcome, open_store
 
 store, cid, worker = open_store(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

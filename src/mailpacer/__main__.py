@@ -1,5 +1,5 @@
 """``python -m mailpacer`` is the ``mailpacer`` command."""
 
-from mailpacer.cli import main
+from mailpacer.cli.main import main
 
 main()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
 from mailpacer.store import MessageRecord, open_store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from send_helpers import (
     wait_for,
 )
 
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
 from mailpacer.store import open_store
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from test_engine_sandbox import SENDER, campaign, render, run
 
-from mailpacer.engine import Engine, EngineOptions
-from mailpacer.route import Route
-from mailpacer.states import CampaignState, MessageState
+from mailpacer.core.route import Route
+from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.delivery.engine import Engine, EngineOptions
 from mailpacer.store import Store, open_store
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from mailpacer.engine import Engine, EngineOptions
-from mailpacer.pacer import Limits, PacerConfig
-from mailpacer.report import Report
-from mailpacer.retry import RetryPolicy
-from mailpacer.route import Route, TlsMode
-from mailpacer.states import CampaignState, MessageState
+from mailpacer.core.retry import RetryPolicy
+from mailpacer.core.route import Route, TlsMode
+from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.delivery.engine import Engine, EngineOptions
+from mailpacer.delivery.report import Report
+from mailpacer.pacing.pacer import Limits, PacerConfig
 from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 SENDER = "sender@example.com"

@@ -1,7 +1,7 @@
 """The engine against servers that word and signal their limits unlike any rule we ship.
 
 The sandbox's reply templates are changed to wording none of the default rules know, so only
-what the route has shown (``mailpacer.context``) can tell a limit from a refusal. Told nothing,
+what the route has shown (``mailpacer.core.context``) can tell a limit from a refusal. Told nothing,
 every message must still be delivered, none failed, and the limit learned.
 """
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mailpacer.pool import ConnectFailed, Connection, frame_payload
-from mailpacer.route import Route
+from mailpacer.core.route import Route
+from mailpacer.delivery.smtp import ConnectFailed, Connection, frame_payload
 
 
 def refuse_ehlo(sb: Any, reply: str) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from mailpacer.classify import Phase, Reply
-from mailpacer.pool import Connection, frame_payload
-from mailpacer.route import Route
+from mailpacer.core.classify import Phase, Reply
+from mailpacer.core.route import Route
+from mailpacer.delivery.smtp import Connection, frame_payload
 from mailpacer.sandbox import Sandbox
 from mailpacer.sandbox.handler import SILENT
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from mailpacer.errors import SandboxError
+from mailpacer.core.errors import SandboxError
 from mailpacer.sandbox import Sandbox, get_profile
 
 

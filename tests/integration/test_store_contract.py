@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from mailpacer.errors import InvalidTransition, NotFound, StoreError
-from mailpacer.states import CampaignState, MessageState
+from mailpacer.core.errors import InvalidTransition, NotFound, StoreError
+from mailpacer.core.states import CampaignState, MessageState
 from mailpacer.store import (
     CampaignRecord,
     ClaimedMessage,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from mailpacer.errors import StoreError, UsageError
+from mailpacer.core.errors import StoreError, UsageError
 from mailpacer.store import SqliteStore, open_store
 from mailpacer.store.migrate import migrate, migrate_postgres, pg_schema_version, schema_version
 from mailpacer.store.postgres import PostgresStore

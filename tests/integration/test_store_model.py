@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from mailpacer.errors import NotFound, StoreError
-from mailpacer.states import MESSAGE_TRANSITIONS, MessageState
+from mailpacer.core.errors import NotFound, StoreError
+from mailpacer.core.states import MESSAGE_TRANSITIONS, MessageState
 from mailpacer.store import NewMessage, Outcome, Store, is_throttle
 
 M = MessageState

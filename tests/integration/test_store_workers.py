@@ -13,8 +13,8 @@ import threading
 import pytest
 from test_store_contract import NOW, Backend, campaign, claim, out, states
 
-from mailpacer.errors import InvalidTransition, NotFound
-from mailpacer.states import MessageState
+from mailpacer.core.errors import InvalidTransition, NotFound
+from mailpacer.core.states import MessageState
 from mailpacer.store import Store
 
 M = MessageState
@@ -48,7 +48,7 @@ def test_two_workers_never_claim_the_same_message(backend: Backend) -> None:
 
 WORKER_PROCESS = """
 import json, sys, time
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
 from mailpacer.store import Outcome, open_store
 
 store = open_store(sys.argv[1])

@@ -16,8 +16,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mailpacer.classify import Verdict
-from mailpacer.pacer import Limits, Pacer, PacerConfig
+from mailpacer.core.classify import Verdict
+from mailpacer.pacing.pacer import Limits, Pacer, PacerConfig
 
 V = Verdict
 THROTTLES = frozenset({V.THROTTLE_CONNECTIONS, V.THROTTLE_RATE, V.THROTTLE_PER_CONNECTION, V.QUOTA})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpacer.classify import (
+from mailpacer.core.classify import (
     DEFAULT_RULES,
     Classification,
     Phase,
@@ -19,7 +19,7 @@ from mailpacer.classify import (
     parse_retry_after,
     rules_with,
 )
-from mailpacer.errors import ConfigError
+from mailpacer.core.errors import ConfigError
 
 V = Verdict
 P = Phase

@@ -19,7 +19,7 @@ from mailpacer.compose.headers import (
     refuse_line_breaks,
     unstructured,
 )
-from mailpacer.errors import InputError
+from mailpacer.core.errors import InputError
 
 
 def parsed_header(line: bytes, name: str) -> str:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 
 from mailpacer.compose import Composer, iter_recipients, load_template
-from mailpacer.errors import InputError
+from mailpacer.core.errors import InputError
 
 WORKER = {
     "email": "wu.lei.0003@example.com",

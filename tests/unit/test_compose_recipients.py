@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mailpacer.compose import iter_recipients
 from mailpacer.compose.recipients import AddressChecker
-from mailpacer.errors import InputError
+from mailpacer.core.errors import InputError
 
 
 def test_bom_header_case_blank_lines_and_row_numbers(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from compose_helpers import EXAMPLE_TEMPLATE, SIMPLE, write_tree
 
 from mailpacer.compose import load_template
-from mailpacer.errors import InputError
+from mailpacer.core.errors import InputError
 
 
 def problems_of(directory: Path) -> list[str]:

@@ -9,7 +9,7 @@ from compose_helpers import EXAMPLE, EXAMPLE_TEMPLATE, SIMPLE, write_csv, write_
 
 from mailpacer.compose import iter_recipients, validate_campaign
 from mailpacer.compose.validate import MAX_LISTED
-from mailpacer.errors import InputError
+from mailpacer.core.errors import InputError
 
 HEADER = "email,name,language,worker_id,site,shift_date,attachment\n"
 

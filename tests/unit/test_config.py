@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpacer.classify import Phase, Reply, Verdict, classify, rules_with
-from mailpacer.config import ConfigFile, find_config, parse_config, parse_duration, parse_rate
-from mailpacer.errors import ConfigError, UsageError
-from mailpacer.route import TlsMode
-from mailpacer.settings import resolve, route_from_config
-from mailpacer.tomlpos import KeyLines, dotted
+from mailpacer.config.file import ConfigFile, find_config, parse_config, parse_duration, parse_rate
+from mailpacer.config.settings import resolve, route_from_config
+from mailpacer.config.tomlpos import KeyLines, dotted
+from mailpacer.core.classify import Phase, Reply, Verdict, classify, rules_with
+from mailpacer.core.errors import ConfigError, UsageError
+from mailpacer.core.route import TlsMode
 
 GOOD = """\
 [defaults]

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpacer.classify import Phase, Reply, Verdict, classify
-from mailpacer.context import MAX_GUESSED_IN_A_ROW, MAX_THROTTLES_ALONE, RouteHistory
+from mailpacer.core.classify import Phase, Reply, Verdict, classify
+from mailpacer.core.context import MAX_GUESSED_IN_A_ROW, MAX_THROTTLES_ALONE, RouteHistory
 
 V = Verdict
 P = Phase

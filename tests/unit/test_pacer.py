@@ -7,10 +7,10 @@ import math
 import pytest
 from simserver import FakeClock
 
-from mailpacer.classify import Verdict
-from mailpacer.errors import ConfigError
-from mailpacer.pacer import Limits, Pacer, PacerConfig
-from mailpacer.rate import RoomTimer
+from mailpacer.core.classify import Verdict
+from mailpacer.core.errors import ConfigError
+from mailpacer.pacing.pacer import Limits, Pacer, PacerConfig
+from mailpacer.pacing.rate import RoomTimer
 
 V = Verdict
 

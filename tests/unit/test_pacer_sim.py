@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from simserver import ServerModel, SimResult, simulate
 
-from mailpacer.classify import Verdict
-from mailpacer.pacer import Limits, PacerConfig
+from mailpacer.core.classify import Verdict
+from mailpacer.pacing.pacer import Limits, PacerConfig
 
 MESSAGES = 2000
 WARM_UP = 500

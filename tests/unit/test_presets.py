@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailpacer.errors import ConfigError
-from mailpacer.presets import ALIASES, PRESETS, get_preset, preset_route
-from mailpacer.route import TlsMode
+from mailpacer.config.presets import ALIASES, PRESETS, get_preset, preset_route
+from mailpacer.core.errors import ConfigError
+from mailpacer.core.route import TlsMode
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

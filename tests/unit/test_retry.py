@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpacer.errors import ConfigError
-from mailpacer.retry import RetryPolicy, backoff_delay, next_retry
+from mailpacer.core.errors import ConfigError
+from mailpacer.core.retry import RetryPolicy, backoff_delay, next_retry
 
 policies = st.builds(
     RetryPolicy,

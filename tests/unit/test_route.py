@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailpacer.errors import UsageError
-from mailpacer.route import TlsMode, parse_route
+from mailpacer.core.errors import UsageError
+from mailpacer.core.route import TlsMode, parse_route
 
 
 def test_plain_url_with_port() -> None:

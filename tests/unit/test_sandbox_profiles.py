@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from mailpacer.errors import NotFound, UsageError
+from mailpacer.core.errors import NotFound, UsageError
 from mailpacer.sandbox import PROFILES, get_profile
 from mailpacer.sandbox.records import message_id_of
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailpacer.errors import InvalidTransition, StoreError
-from mailpacer.states import (
+from mailpacer.core.errors import InvalidTransition, StoreError
+from mailpacer.core.states import (
     CAMPAIGN_TRANSITIONS,
     MESSAGE_TRANSITIONS,
     CampaignState,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
+from mailpacer.delivery.tally import RunTally
 from mailpacer.store import CampaignStats
-from mailpacer.tally import RunTally
 
 M = MessageState
 

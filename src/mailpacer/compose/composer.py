@@ -27,7 +27,7 @@ from mailpacer.compose.headers import (
 from mailpacer.compose.helpers import CONTEXT_KEY, MessageParts
 from mailpacer.compose.mime import Assembler
 from mailpacer.compose.template import Template, make_environment
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 
 class Composer:

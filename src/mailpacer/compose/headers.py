@@ -11,7 +11,7 @@ import base64
 import re
 import time
 
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 MAX_LINE = 78  #: soft line limit for headers we fold (RFC 5322 §2.1.1); the hard limit is 998
 _WORD_BYTES = 45  #: UTF-8 bytes per encoded word: 45 bytes -> 60 base64 chars -> 72-char word

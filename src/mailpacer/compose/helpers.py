@@ -22,7 +22,7 @@ from mailpacer.compose.attachments import (
     resolve_inside,
 )
 from mailpacer.compose.qr import qr_png
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 CONTEXT_KEY = "_mailpacer"
 _CACHE_FILE_BYTES = 1 << 20  #: files up to 1 MiB are kept (64 at most): rows share a few files

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from mailpacer.compose.attachments import Attachment
 from mailpacer.compose.headers import encoded_words, refuse_line_breaks
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 _HIGH_BYTES = bytes(range(128, 256))
 _CT_TEXT = b'Content-Type: text/plain; charset="utf-8"\r\n'

@@ -15,7 +15,7 @@ import click
 from mailpacer.compose.composer import Composer
 from mailpacer.compose.recipients import Recipient, RecipientsFile, make_recipient, ragged_problem
 from mailpacer.compose.template import load_template
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 DEFAULT_SENDER = "mailpacer preview <preview@example.com>"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 KNOWN_COLUMNS = ("email", "name", "language")
 _FAST_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")

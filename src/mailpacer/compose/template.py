@@ -28,7 +28,7 @@ from jinja2 import meta, nodes
 
 from mailpacer.compose.attachments import AttachmentError, resolve_inside
 from mailpacer.compose.helpers import HELPERS
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 CONFIG_FILE = "template.toml"
 SUBJECT, TEXT, HTML = "subject.txt", "body.txt", "body.html"

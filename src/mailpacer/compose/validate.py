@@ -23,7 +23,7 @@ from mailpacer.compose.recipients import (
     ragged_problem,
 )
 from mailpacer.compose.template import Language, Template, load_template
-from mailpacer.errors import InputError, Problem
+from mailpacer.core.errors import InputError, Problem
 
 MAX_LISTED = 1000  #: row problems listed one by one; the rest are counted in one summary line
 

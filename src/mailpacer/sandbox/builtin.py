@@ -8,7 +8,7 @@ stated capacity. Real figures are scaled up where the real ones would make a reh
 
 from __future__ import annotations
 
-from mailpacer.errors import NotFound
+from mailpacer.core.errors import NotFound
 from mailpacer.sandbox.profiles import Profile
 
 _ALL = (

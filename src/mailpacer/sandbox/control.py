@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from mailpacer.errors import SandboxError
+from mailpacer.core.errors import SandboxError
 from mailpacer.sandbox.builtin import get_profile
 from mailpacer.sandbox.profiles import Profile
 from mailpacer.sandbox.records import AcceptedMessage, Counters, Recorder

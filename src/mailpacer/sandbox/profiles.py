@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from mailpacer.errors import UsageError
+from mailpacer.core.errors import UsageError
 
 CAPACITY_FORMULA = """\
 capacity: messages/s a perfect client can reach (one recipient per message, no RSET)

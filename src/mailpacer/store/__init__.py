@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailpacer.errors import UsageError
+from mailpacer.core.errors import UsageError
 from mailpacer.store.base import (
     LEASE_EXPIRED,
     RESEND,

@@ -1,10 +1,10 @@
 """What a store is: the :class:`Store` protocol the engine, CLI and HTTP API call, and the frozen
 records it takes and returns (DESIGN §3, §6).
 
-Every implementation checks each state change against :mod:`mailpacer.states` and raises
-:class:`~mailpacer.errors.InvalidTransition` (nothing written) for any other; it raises
-:class:`~mailpacer.errors.NotFound` for an unknown campaign and
-:class:`~mailpacer.errors.StoreError` when the database itself fails.
+Every implementation checks each state change against :mod:`mailpacer.core.states` and raises
+:class:`~mailpacer.core.errors.InvalidTransition` (nothing written) for any other; it raises
+:class:`~mailpacer.core.errors.NotFound` for an unknown campaign and
+:class:`~mailpacer.core.errors.StoreError` when the database itself fails.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mailpacer.states import CampaignState, MessageState
+from mailpacer.core.states import CampaignState, MessageState
 
 #: attempt verdict written when a lease expires or its worker is gone (the message may be sent)
 LEASE_EXPIRED = "lease-expired"

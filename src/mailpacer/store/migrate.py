@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mailpacer.errors import StoreError
+from mailpacer.core.errors import StoreError
 from mailpacer.store.sql import Migration, migrations, queries, split_statements
 
 if TYPE_CHECKING:

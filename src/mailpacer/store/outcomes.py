@@ -1,7 +1,7 @@
 """What recording outcomes writes, decided in plain code that every store implementation shares.
 
 :func:`plan` checks a batch of outcomes against the messages' current states (the transition table
-in :mod:`mailpacer.states`) before anything is written, and, given the worker that sends them,
+in :mod:`mailpacer.core.states`) before anything is written, and, given the worker that sends them,
 sets aside the outcomes of messages that are no longer ``sending`` under that worker's lease;
 :func:`recovery` turns ``sending`` messages whose lease expired or whose worker is gone into the
 outcomes that make them ``uncertain``.
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from mailpacer.errors import NotFound, StoreError
-from mailpacer.states import MessageState, check_message_transition
+from mailpacer.core.errors import NotFound, StoreError
+from mailpacer.core.states import MessageState, check_message_transition
 from mailpacer.store.base import LEASE_EXPIRED, RESEND, UNCERTAIN_VERDICTS, Outcome
 
 M = MessageState

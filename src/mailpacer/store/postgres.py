@@ -6,8 +6,9 @@ call it, one at a time; each write is one transaction. Claims lock the rows they
 waiting for each other; a claimed message is ``sending`` under its worker's lease until an outcome
 is recorded or :meth:`recover` takes it back. The operations are
 :class:`~mailpacer.store.sqlstore.SqlStore`'s, over ``sql/postgres/queries.sql``; the schema is
-migrated on open (``sql/postgres/migrations``). psycopg errors become
-:class:`~mailpacer.errors.StoreError` here and nowhere else; the password never appears in them.
+migrated on open (``sql/postgres/migrations``). psycopg errors
+become :class:`~mailpacer.core.errors.StoreError` here and nowhere else; the password never
+appears in them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.string import TextLoader
 
-from mailpacer.errors import StoreError
+from mailpacer.core.errors import StoreError
 from mailpacer.store.migrate import migrate_postgres, pg_schema_version
 from mailpacer.store.sql import queries
 from mailpacer.store.sqlstore import SqlStore

@@ -3,8 +3,8 @@
 Sync API over :mod:`sqlite3`; one connection guarded by a lock, so any thread may call it, one at a
 time. Writes are ``BEGIN IMMEDIATE`` transactions, so several processes sharing the file never
 claim the same message. The operations are :class:`~mailpacer.store.sqlstore.SqlStore`'s, over
-``sql/queries.sql``; sqlite3 errors become :class:`~mailpacer.errors.StoreError` here and nowhere
-else.
+``sql/queries.sql``; sqlite3 errors become :class:`~mailpacer.core.errors.StoreError` here
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mailpacer.errors import StoreError
+from mailpacer.core.errors import StoreError
 from mailpacer.store.migrate import migrate, schema_version
 from mailpacer.store.sql import queries
 from mailpacer.store.sqlstore import SqlStore

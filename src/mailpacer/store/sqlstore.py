@@ -1,7 +1,7 @@
 """Every :class:`~mailpacer.store.Store` operation, written once over a dialect's named queries.
 
 :class:`SqlStore` holds what the SQLite and PostgreSQL stores share: which query runs, with which
-parameters, the transition checks (:mod:`mailpacer.states`, through :mod:`.outcomes`) and the
+parameters, the transition checks (:mod:`mailpacer.core.states`, through :mod:`.outcomes`) and the
 records built from rows. A subclass opens the connection, owns transactions (``_read`` /
 ``_write``), says how a list is passed (``_array``) and translates its driver's errors. Both
 dialects keep the same query names; JSON columns come back as text.
@@ -17,8 +17,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
-from mailpacer.errors import NotFound, StoreError
-from mailpacer.states import (
+from mailpacer.core.errors import NotFound, StoreError
+from mailpacer.core.states import (
     CampaignState,
     MessageState,
     check_campaign_transition,

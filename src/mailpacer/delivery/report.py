@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mailpacer.pacer import Limits
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
+from mailpacer.pacing.pacer import Limits
 from mailpacer.store import CampaignRecord, Store
 
 M = MessageState

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailpacer.classify import (
+from mailpacer.core.classify import (
     DEFAULT_RULES,
     Classification,
     Phase,
@@ -28,19 +28,19 @@ from mailpacer.classify import (
     classify,
     parse_limits_keyword,
 )
-from mailpacer.context import RouteHistory
-from mailpacer.errors import MailpacerError
-from mailpacer.events import Emitter, Event, EventKind, Observer
-from mailpacer.lease import is_alive, worker_identity
-from mailpacer.outcome import ROUTE_THROTTLES, decide
-from mailpacer.pacer import Limits, Pacer, PacerConfig
-from mailpacer.pool import ConnectFailed, Connection, frame_payload
-from mailpacer.report import Report, build_report
-from mailpacer.retry import RetryPolicy
-from mailpacer.route import Route
-from mailpacer.states import CampaignState, MessageState
+from mailpacer.core.context import RouteHistory
+from mailpacer.core.errors import MailpacerError
+from mailpacer.core.events import Emitter, Event, EventKind, Observer
+from mailpacer.core.outcome import ROUTE_THROTTLES, decide
+from mailpacer.core.retry import RetryPolicy
+from mailpacer.core.route import Route
+from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.delivery.lease import is_alive, worker_identity
+from mailpacer.delivery.report import Report, build_report
+from mailpacer.delivery.smtp import ConnectFailed, Connection, frame_payload
+from mailpacer.delivery.tally import RunTally
+from mailpacer.pacing.pacer import Limits, Pacer, PacerConfig
 from mailpacer.store import CampaignRecord, ClaimedMessage, Outcome, Store
-from mailpacer.tally import RunTally
 
 log = logging.getLogger("mailpacer")
 V = Verdict
@@ -400,7 +400,7 @@ class Engine:
             self._work.set()
 
     def _classify(self, reply: Reply, message: int) -> Classification:
-        """The reply's verdict, read with what this route has shown (:mod:`mailpacer.context`)."""
+        """The reply's verdict, read with the route's history (:mod:`mailpacer.core.context`)."""
         result = classify(reply, self.options.rules)
         return self._history.interpret(reply, result, open_connections=self._open, message=message)
 

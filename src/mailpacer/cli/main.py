@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mailpacer import __version__
-from mailpacer.errors import InputError, MailpacerError
+from mailpacer.core.errors import InputError, MailpacerError
 
 
 class _Group(click.Group):
@@ -39,19 +39,19 @@ def main() -> None:
 
 
 # Subcommands register below, one line each.
-from mailpacer.sandbox.cli import sandbox_command  # noqa: E402
+from mailpacer.cli.sandbox import sandbox_command  # noqa: E402
 
 main.add_command(sandbox_command)
-from mailpacer.config_cli import config_command  # noqa: E402
+from mailpacer.cli.config import config_command  # noqa: E402
 
 main.add_command(config_command)
 from mailpacer.compose.preview import preview_command  # noqa: E402
 
 main.add_command(preview_command)
-from mailpacer import campaign_commands, commands  # noqa: E402
+from mailpacer.cli import campaigns, send  # noqa: E402
 
-for _command in commands.COMMANDS + campaign_commands.COMMANDS:
+for _command in send.COMMANDS + campaigns.COMMANDS:
     main.add_command(_command)
-from mailpacer.demo import demo_command  # noqa: E402
+from mailpacer.cli.demo import demo_command  # noqa: E402
 
 main.add_command(demo_command)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from mailpacer.states import MessageState
+from mailpacer.core.states import MessageState
 from mailpacer.store import CampaignStats
 
 __all__ = ["RunTally"]

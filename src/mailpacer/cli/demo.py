@@ -18,11 +18,11 @@ from pathlib import Path
 
 import click
 
-from mailpacer.commands import err, run_engine
+from mailpacer.cli.send import err, run_engine
 from mailpacer.compose.preview import browser_html
-from mailpacer.errors import UsageError
-from mailpacer.route import Route
-from mailpacer.runner import SendSettings, check, engine_for, prepare
+from mailpacer.core.errors import UsageError
+from mailpacer.core.route import Route
+from mailpacer.delivery.runner import SendSettings, check, engine_for, prepare
 from mailpacer.sandbox import Sandbox, get_profile
 from mailpacer.store import open_store
 

@@ -24,14 +24,14 @@ from mailpacer.compose import (
     load_template,
     validate_campaign,
 )
-from mailpacer.config import parse_rate
-from mailpacer.engine import Engine, EngineOptions
-from mailpacer.errors import UsageError
-from mailpacer.events import Observer
-from mailpacer.pacer import Limits
-from mailpacer.report import Report
-from mailpacer.retry import RetryPolicy
-from mailpacer.route import Route, parse_route
+from mailpacer.config.file import parse_rate
+from mailpacer.core.errors import UsageError
+from mailpacer.core.events import Observer
+from mailpacer.core.retry import RetryPolicy
+from mailpacer.core.route import Route, parse_route
+from mailpacer.delivery.engine import Engine, EngineOptions
+from mailpacer.delivery.report import Report
+from mailpacer.pacing.pacer import Limits
 from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 DB_ENV = "MAILPACER_DB"

@@ -4,7 +4,7 @@ Found at ``--config PATH``, else ``$MAILPACER_CONFIG``, else ``./mailpacer.toml`
 ``[defaults]`` (with ``[defaults.retry]``), ``[routes.NAME]`` and ``[[rules]]`` (see
 ``examples/mailpacer.toml``). Every error names the file, the dotted key and its line. Passwords
 are never in the file: a route names an environment variable or a secrets file.
-:mod:`mailpacer.settings` merges this file with flags and environment.
+:mod:`mailpacer.config.settings` merges this file with flags and environment.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-from mailpacer.classify import Rule
-from mailpacer.errors import ConfigError, UsageError
-from mailpacer.presets import get_preset
-from mailpacer.retry import RetryPolicy
-from mailpacer.route import parse_route
-from mailpacer.tomlpos import KeyLines, dotted
-from mailpacer.tomlpos import Path as KeyPath
+from mailpacer.config.presets import get_preset
+from mailpacer.config.tomlpos import KeyLines, dotted
+from mailpacer.config.tomlpos import Path as KeyPath
+from mailpacer.core.classify import Rule
+from mailpacer.core.errors import ConfigError, UsageError
+from mailpacer.core.retry import RetryPolicy
+from mailpacer.core.route import parse_route
 
 CONFIG_ENV = "MAILPACER_CONFIG"
 DEFAULT_NAME = "mailpacer.toml"

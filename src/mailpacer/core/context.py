@@ -1,8 +1,8 @@
 """Reading a reply in the light of what the route has shown (DESIGN §4, "generalize").
 
-:func:`~mailpacer.classify.classify` reads one reply on its own. Where a rule only *guessed* from
-the code and the phase (the server's words matched nothing we know), what the route did before
-often tells more than the code does:
+:func:`~mailpacer.core.classify.classify` reads one reply on its own. Where a rule only
+*guessed* from the code and the phase (the server's words matched nothing we know), what the
+route did before often tells more than the code does:
 
 * a refused greeting (any code, or the connection closed or reset) while other connections to the
   same server are open and working is a connection limit, not a dead server;
@@ -27,7 +27,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from mailpacer.classify import Classification, Phase, Reply, Verdict
+from mailpacer.core.classify import Classification, Phase, Reply, Verdict
 
 __all__ = ["GUESSING_RULES", "MAX_GUESSED_IN_A_ROW", "MAX_THROTTLES_ALONE", "RouteHistory"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from mailpacer.errors import ConfigError
+from mailpacer.core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_RULES",
@@ -150,7 +150,7 @@ class Rule:
         """Build a user rule from config, e.g. ``{"name": "acme-rate", "verdict": "throttle-rate",
         "codes": [451, "5xx"], "text": "slow down", "phases": ["mail"]}``.
 
-        Raises :class:`~mailpacer.errors.ConfigError` naming the bad key.
+        Raises :class:`~mailpacer.core.errors.ConfigError` naming the bad key.
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"a rule must be a mapping, not {type(data).__name__}")

@@ -4,8 +4,8 @@ Pure logic with an injected clock: the engine asks (:attr:`Pacer.target_connecti
 :meth:`Pacer.reserve`, :meth:`Pacer.blocked_for`) and reports (:meth:`Pacer.observe`); the pacer
 never sleeps and never does I/O. Told nothing, it starts with one connection and no rate limit,
 grows while every slot is busy and nothing throttles, and turns each throttle into a learned limit
-that it only probes past after a quiet stretch. The rate part lives in :mod:`mailpacer.rate`, the
-quota part in :class:`mailpacer.limits.QuotaWindow`.
+that it only probes past after a quiet stretch. The rate part lives in
+:mod:`mailpacer.pacing.rate`, the quota part in :class:`mailpacer.pacing.quota.QuotaWindow`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mailpacer.classify import Verdict
-from mailpacer.limits import Limits, QuotaWindow
-from mailpacer.rate import RateConfig, RateControl
+from mailpacer.core.classify import Verdict
+from mailpacer.core.limits import Limits
+from mailpacer.pacing.quota import QuotaWindow
+from mailpacer.pacing.rate import RateConfig, RateControl
 
 __all__ = ["Limits", "Pacer", "PacerConfig"]
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from mailpacer.config import RouteConfig
-    from mailpacer.pacer import Limits
+    from mailpacer.config.file import RouteConfig
+    from mailpacer.pacing.pacer import Limits
 
 
 def describe_limits(limits: Limits | None) -> str:
@@ -49,8 +49,8 @@ def _span(seconds: float) -> str:
 
 def password_reference(rc: RouteConfig, env: Mapping[str, str]) -> str:
     """Where the route's password comes from and whether it is there — never the password."""
-    from mailpacer.presets import get_preset
-    from mailpacer.route import PASSWORD_ENV, PASSWORD_FILE_ENV
+    from mailpacer.config.presets import get_preset
+    from mailpacer.core.route import PASSWORD_ENV, PASSWORD_FILE_ENV
 
     if rc.password_env:
         return f"${rc.password_env} " + ("(set)" if env.get(rc.password_env) else "(NOT SET)")
@@ -78,9 +78,9 @@ def config_command() -> None:
 )
 def check_command(path: Path | None) -> None:
     """Validate the config file and show what a run would use (never the passwords)."""
-    from mailpacer.config import CONFIG_ENV, find_config, load_config
-    from mailpacer.errors import ConfigError, MailpacerError
-    from mailpacer.settings import ceilings, endpoint_of, resolve, route_from_config
+    from mailpacer.config.file import CONFIG_ENV, find_config, load_config
+    from mailpacer.config.settings import ceilings, endpoint_of, resolve, route_from_config
+    from mailpacer.core.errors import ConfigError, MailpacerError
 
     env = os.environ
     found = find_config(path, env)
@@ -138,7 +138,7 @@ def check_command(path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per preset, as a list.")
 def presets_command(as_json: bool) -> None:
     """List the provider presets with their published limits and where each figure comes from."""
-    from mailpacer.presets import ALIASES, PRESETS
+    from mailpacer.config.presets import ALIASES, PRESETS
 
     if as_json:
         rows = [

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 
-from mailpacer.classify import Phase, Reply
-from mailpacer.route import Route, TlsMode
+from mailpacer.core.classify import Phase, Reply
+from mailpacer.core.route import Route, TlsMode
 
 _PERIOD_AT_LINE_START = re.compile(rb"(?m)^\.")
 _BARE_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")

@@ -19,12 +19,13 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mailpacer.classify import rules_with
-from mailpacer.engine import Engine
-from mailpacer.events import Observer
-from mailpacer.progress import ProgressView
-from mailpacer.report import Report
-from mailpacer.runner import (
+from mailpacer.cli.progress import ProgressView
+from mailpacer.config.settings import load_settings
+from mailpacer.core.classify import rules_with
+from mailpacer.core.events import Observer
+from mailpacer.delivery.engine import Engine
+from mailpacer.delivery.report import Report
+from mailpacer.delivery.runner import (
     SendSettings,
     check,
     default_db,
@@ -32,7 +33,6 @@ from mailpacer.runner import (
     envelope_address,
     prepare,
 )
-from mailpacer.settings import load_settings
 from mailpacer.store import Store, open_store
 
 err = Console(stderr=True, soft_wrap=True)  # log files get whole lines, not 80 columns

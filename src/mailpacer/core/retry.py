@@ -16,7 +16,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from mailpacer.errors import ConfigError
+from mailpacer.core.errors import ConfigError
 
 __all__ = ["RetryPolicy", "backoff_delay", "next_retry"]
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from mailpacer.classify import Rule
-from mailpacer.config import ConfigFile, RouteConfig, find_config, load_config, parse_rate
-from mailpacer.errors import ConfigError, UsageError
-from mailpacer.pacer import Limits
-from mailpacer.presets import DAY, get_preset
-from mailpacer.retry import RetryPolicy
-from mailpacer.route import PASSWORD_ENV, PASSWORD_FILE_ENV, Route, parse_route
+from mailpacer.config.file import ConfigFile, RouteConfig, find_config, load_config, parse_rate
+from mailpacer.config.presets import DAY, get_preset
+from mailpacer.core.classify import Rule
+from mailpacer.core.errors import ConfigError, UsageError
+from mailpacer.core.retry import RetryPolicy
+from mailpacer.core.route import PASSWORD_ENV, PASSWORD_FILE_ENV, Route, parse_route
+from mailpacer.pacing.pacer import Limits
 
 ENV = {
     "db": "MAILPACER_DB",

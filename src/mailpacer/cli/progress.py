@@ -7,7 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from mailpacer.events import Event, EventKind
+from mailpacer.core.events import Event, EventKind
 
 
 def _eta(remaining: int, rate: float) -> str:

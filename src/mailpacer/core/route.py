@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from mailpacer.errors import UsageError
+from mailpacer.core.errors import UsageError
 
 PASSWORD_ENV = "MAILPACER_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a password
 PASSWORD_FILE_ENV = "MAILPACER_SMTP_PASSWORD_FILE"  # noqa: S105 - the variable's name

@@ -1,14 +1,14 @@
 """Message and campaign states, and the one table of allowed transitions (DESIGN §3).
 
 Every store calls :func:`check_message_transition` / :func:`check_campaign_transition` before it
-writes a state; any other change raises :class:`~mailpacer.errors.InvalidTransition`.
+writes a state; any other change raises :class:`~mailpacer.core.errors.InvalidTransition`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from mailpacer.errors import InvalidTransition
+from mailpacer.core.errors import InvalidTransition
 
 
 class MessageState(StrEnum):

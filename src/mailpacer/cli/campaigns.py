@@ -14,11 +14,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailpacer.commands import db_option, err, json_option, run_engine
-from mailpacer.errors import NotFound, UsageError
-from mailpacer.pacer import Limits
-from mailpacer.runner import check, engine_for, prepare, settings_from_campaign
-from mailpacer.states import CampaignState, MessageState
+from mailpacer.cli.send import db_option, err, json_option, run_engine
+from mailpacer.core.errors import NotFound, UsageError
+from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.delivery.runner import check, engine_for, prepare, settings_from_campaign
+from mailpacer.pacing.pacer import Limits
 from mailpacer.store import CampaignRecord, CampaignStats, Store, open_store
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from mailpacer.classify import Classification, Phase, Reply, Verdict
-from mailpacer.retry import RetryPolicy, next_retry
-from mailpacer.states import MessageState
+from mailpacer.core.classify import Classification, Phase, Reply, Verdict
+from mailpacer.core.retry import RetryPolicy, next_retry
+from mailpacer.core.states import MessageState
 
 V = Verdict
 M = MessageState
