@@ -3,18 +3,16 @@ away mid-campaign, or a message is refused for itself in words that read like a 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_engine_sandbox import SENDER, campaign, render, run
+from test_engine_sandbox import campaign, run, run_engine
 
 from mailpacer.core.route import Route
 from mailpacer.core.states import CampaignState, MessageState
-from mailpacer.delivery.engine import Engine, EngineOptions
 from mailpacer.store import Store, open_store
 
 
@@ -55,8 +53,7 @@ def test_server_gone_mid_campaign_pauses_with_the_reason(store: Store, sandbox: 
 
     threading.Thread(target=stop_server, daemon=True).start()
     route = Route(host=sb.host, port=sb.port, timeout=3.0)
-    engine = Engine(store, store.get_campaign(record.id), route, render, EngineOptions(SENDER))
-    report = asyncio.run(asyncio.wait_for(engine.run(), 60))
+    report = run_engine(store, record, route)
     assert report.state == "paused"
     assert report.route_error and "cannot connect" in report.route_error
     assert report.failed == 0 and report.sent >= 20

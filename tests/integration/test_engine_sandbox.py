@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mailpacer.config.campaign import CampaignSettings
+from mailpacer.core.events import Observer
 from mailpacer.core.retry import RetryPolicy
 from mailpacer.core.route import Route, TlsMode
 from mailpacer.core.states import CampaignState, MessageState
-from mailpacer.delivery.engine import Engine, EngineOptions
+from mailpacer.delivery.engine import Engine
 from mailpacer.delivery.report import Report
+from mailpacer.delivery.scheduler import Timing
 from mailpacer.pacing.pacer import Limits, PacerConfig
 from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
@@ -79,12 +83,44 @@ def tls_route(sb: Any, *, password: str | None = None, trusted: bool = True) -> 
     )
 
 
+_TIMING = {f.name for f in dataclasses.fields(Timing)}
+
+
+def run_engine(
+    store: Store,
+    record: CampaignRecord,
+    route: Route,
+    *,
+    pacer: PacerConfig | None = None,
+    observers: Sequence[Observer] = (),
+    **options: Any,
+) -> Report:
+    """Run an engine on the campaign through ``route`` and return its report. ``options`` are
+    :class:`Timing` fields (lease_seconds, ...) or :class:`CampaignSettings` fields."""
+    timing = Timing(**{k: v for k, v in options.items() if k in _TIMING})
+    fields = {k: v for k, v in options.items() if k not in _TIMING}
+    settings = CampaignSettings(
+        recipients=Path("recipients.csv"),
+        template=Path("templates"),
+        route=route,
+        sender=SENDER,
+        **fields,
+    )
+
+    async def go() -> Report:
+        engine = Engine(store, timing=timing, pacer=pacer, observers=observers)
+        try:
+            return await engine.run(store.get_campaign(record.id), settings, render)
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
 def run(store: Store, record: CampaignRecord, sb: Any, **options: Any) -> Report:
     """Run an engine on the campaign against the sandbox ``sb`` and return its report."""
     route = options.pop("route", None) or Route(host=sb.host, port=sb.port, timeout=10.0)
-    opts = EngineOptions(sender=SENDER, **options)
-    engine = Engine(store, store.get_campaign(record.id), route, render, opts)
-    return asyncio.run(engine.run())
+    return run_engine(store, record, route, **options)
 
 
 def assert_no_loss_no_duplicates(
@@ -164,12 +200,17 @@ def test_quota_waits_without_failing_then_resumes(store: Store, sandbox: Any) ->
     record = campaign(store, 100)
     states: list[tuple[str, str | None]] = []
     route = Route(host=sb.host, port=sb.port, timeout=10.0)
-    opts = EngineOptions(sender=SENDER, ceilings=Limits(quota_window_seconds=3.0))
-    engine = Engine(store, store.get_campaign(record.id), route, render, opts)
-    engine.events.subscribe(
-        lambda e: states.append((e.data["state"], e.data["reason"])) if e.kind == "state" else None
+    report = run_engine(
+        store,
+        record,
+        route,
+        ceilings=Limits(quota_window_seconds=3.0),
+        observers=[
+            lambda e: (
+                states.append((e.data["state"], e.data["reason"])) if e.kind == "state" else None
+            )
+        ],
     )
-    report = asyncio.run(engine.run())
     assert report.sent == 100 and report.failed == 0, report
     waiting = [reason for state, reason in states if state == "waiting"]
     assert waiting and "quota" in (waiting[0] or "")
@@ -188,11 +229,14 @@ def test_quota_with_unknown_window_probes_learns_it_and_finishes(
     record = campaign(store, 100)
     states: list[str] = []
     route = Route(host=sb.host, port=sb.port, timeout=10.0)
-    opts = EngineOptions(sender=SENDER, pacer=PacerConfig(quota_wait_seconds=1.0))
-    engine = Engine(store, store.get_campaign(record.id), route, render, opts)
-    engine.events.subscribe(lambda e: states.append(e.data["state"]) if e.kind == "state" else None)
     started = time.monotonic()
-    report = asyncio.run(engine.run())
+    report = run_engine(
+        store,
+        record,
+        route,
+        pacer=PacerConfig(quota_wait_seconds=1.0),
+        observers=[lambda e: states.append(e.data["state"]) if e.kind == "state" else None],
+    )
     assert report.sent == 100 and report.failed == 0, report
     assert report.state == "done" and "waiting" in states
     assert time.monotonic() - started < 30.0  # 3 windows of 3 s, probes of 1, 2, 4 s at most
@@ -207,8 +251,7 @@ def test_unreachable_server_pauses_without_failing(store: Store, unused_port: in
     """Nothing listens: a clear route error, the campaign paused, no message failed."""
     record = campaign(store, 5)
     route = Route(host="127.0.0.1", port=unused_port, timeout=2.0)
-    opts = EngineOptions(sender=SENDER, max_connect_failures=2)
-    report = asyncio.run(Engine(store, store.get_campaign(record.id), route, render, opts).run())
+    report = run_engine(store, record, route, max_connect_failures=2)
     assert report.state == "paused"
     assert report.route_error and "cannot connect" in report.route_error
     assert report.failed == 0 and report.queued == 5

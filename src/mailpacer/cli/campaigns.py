@@ -17,7 +17,7 @@ from rich.table import Table
 from mailpacer.cli.send import db_option, err, json_option, run_engine
 from mailpacer.core.errors import NotFound, UsageError
 from mailpacer.core.states import CampaignState, MessageState
-from mailpacer.delivery.runner import check, engine_for, prepare, settings_from_campaign
+from mailpacer.delivery.runner import check, prepare, stored_settings
 from mailpacer.pacing.pacer import Limits
 from mailpacer.store import CampaignRecord, CampaignStats, Store, open_store
 
@@ -204,11 +204,10 @@ def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState]
             err.print(f"{count} message(s) queued again")
         if record.state in (CampaignState.DONE, CampaignState.CANCELLED):
             record = store.set_campaign_state(record.id, CampaignState.QUEUED, None)
-        settings = settings_from_campaign(record, db)
+        settings = stored_settings(record)
         checked = check(settings)
         record, composer = prepare(store, settings, checked)
-        engine = engine_for(store, record, composer, settings)
-        report = run_engine(engine, store, as_json=as_json, title=record.name)
+        report = run_engine(store, record, settings, composer, as_json=as_json, title=record.name)
     finally:
         store.close()
     sys.exit(report.exit_code)

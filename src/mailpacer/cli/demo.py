@@ -20,9 +20,10 @@ import click
 
 from mailpacer.cli.send import err, run_engine
 from mailpacer.compose.preview import browser_html
+from mailpacer.config.campaign import CampaignSettings
 from mailpacer.core.errors import UsageError
 from mailpacer.core.route import Route
-from mailpacer.delivery.runner import SendSettings, check, engine_for, prepare
+from mailpacer.delivery.runner import check, prepare
 from mailpacer.sandbox import Sandbox, get_profile
 from mailpacer.store import open_store
 
@@ -86,26 +87,22 @@ def demo_command(quick: bool, out: Path, as_json: bool) -> None:
             f"{profile.max_connections} connections, capacity {profile.capacity:.1f} messages/s; "
             "mailpacer is told none of this"
         )
-        settings = SendSettings(
+        settings = CampaignSettings(
             recipients=example / "workers.csv",
             template=example / "templates",
             route=Route(host=sb.host, port=sb.port, timeout=10.0),
             sender=SENDER,
-            db=str(out / "mailpacer.db"),
             name="worker-qr demo",
         )
         checked = check(settings)
         if quick:
             extra = frozenset(range(41, checked.rows + 1))
             checked = dataclasses.replace(checked, skip_rows=checked.skip_rows | extra)
-        store = open_store(settings.db)
+        store = open_store(out / "mailpacer.db")
         try:
             campaign, composer = prepare(store, settings, checked)
             report = run_engine(
-                engine_for(store, campaign, composer, settings),
-                store,
-                as_json=as_json,
-                title="workers",
+                store, campaign, settings, composer, as_json=as_json, title="workers"
             )
         finally:
             store.close()

@@ -20,20 +20,15 @@ import click
 from rich.console import Console
 
 from mailpacer.cli.progress import ProgressView
+from mailpacer.compose import Composer
+from mailpacer.config.campaign import CampaignSettings
+from mailpacer.config.sender import envelope_address
 from mailpacer.config.settings import load_settings
-from mailpacer.core.classify import rules_with
 from mailpacer.core.events import Observer
 from mailpacer.delivery.engine import Engine
 from mailpacer.delivery.report import Report
-from mailpacer.delivery.runner import (
-    SendSettings,
-    check,
-    default_db,
-    engine_for,
-    envelope_address,
-    prepare,
-)
-from mailpacer.store import Store, open_store
+from mailpacer.delivery.runner import check, default_db, prepare
+from mailpacer.store import CampaignRecord, Store, open_store
 
 err = Console(stderr=True, soft_wrap=True)  # log files get whole lines, not 80 columns
 
@@ -48,16 +43,23 @@ json_option = click.option(
 )
 
 
-def run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> Report:
-    """Run the engine with a progress bar and Ctrl-C handling; print and return the report."""
+def run_engine(
+    store: Store,
+    campaign: CampaignRecord,
+    settings: CampaignSettings,
+    composer: Composer,
+    *,
+    as_json: bool,
+    title: str,
+) -> Report:
+    """Run the campaign with a progress bar and Ctrl-C handling; print and return the report."""
     observers: list[Observer] = []
     view = ProgressView(err, title) if not as_json else None
     if view is not None:
         observers.append(view)
-    for observer in observers:
-        engine.events.subscribe(observer)
 
     async def main() -> Report:
+        engine = Engine(store, observers=observers)
         loop = asyncio.get_running_loop()
         presses = 0
 
@@ -75,7 +77,10 @@ def run_engine(engine: Engine, store: Store, *, as_json: bool, title: str) -> Re
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, interrupt, sig)
-        return await engine.run()
+        try:
+            return await engine.run(campaign, settings, composer.render)
+        finally:
+            await engine.close()
 
     if view is not None:
         with view:
@@ -218,21 +223,11 @@ def send_command(
             "hold_uncertain": hold_uncertain,
         }
     )
-    route = resolved.require_route()
+    resolved.require_route()
     sender = resolved.require_sender()
     envelope_address(sender, source=_source(resolved.origins.get("from", "flag --from")))
-    settings = SendSettings(
-        recipients=recipients,
-        template=template,
-        route=route,
-        sender=sender,
-        db=resolved.db,
-        ceilings=resolved.ceilings,
-        skip_invalid=skip_invalid,
-        check_dns=resolved.check_dns,
-        resend_uncertain=resolved.resend_uncertain,
-        retry=resolved.retry,
-        name=name,
+    settings = resolved.campaign(
+        recipients=recipients, template=template, skip_invalid=skip_invalid, name=name
     )
     checked = check(settings)
     for warning in checked.warnings:
@@ -242,11 +237,12 @@ def send_command(
     if dry_run:
         _dry_run(settings, checked.skip_rows, as_json=as_json)
         return
-    store = open_store(settings.db)
+    store = open_store(resolved.db)
     try:
         campaign, composer = prepare(store, settings, checked)
-        engine = engine_for(store, campaign, composer, settings, rules=rules_with(resolved.rules))
-        report = run_engine(engine, store, as_json=as_json, title=campaign.name)
+        report = run_engine(
+            store, campaign, settings, composer, as_json=as_json, title=campaign.name
+        )
     finally:
         store.close()
     sys.exit(report.exit_code)
@@ -261,7 +257,7 @@ def _source(origin: str) -> str:
     return where or origin
 
 
-def _dry_run(settings: SendSettings, skip_rows: frozenset[int], *, as_json: bool) -> None:
+def _dry_run(settings: CampaignSettings, skip_rows: frozenset[int], *, as_json: bool) -> None:
     from mailpacer.compose import Composer, iter_recipients, load_template
 
     composer = Composer(

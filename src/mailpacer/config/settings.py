@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from mailpacer.config.campaign import CampaignSettings
 from mailpacer.config.file import ConfigFile, RouteConfig, find_config, load_config, parse_rate
 from mailpacer.config.presets import DAY, get_preset
 from mailpacer.core.classify import Rule
@@ -67,6 +68,35 @@ class Settings:
     rules: tuple[Rule, ...]  #: user rules only; ``classify.rules_with(rules)`` adds the defaults
     config: ConfigFile | None = field(default=None, repr=False)
     origins: Mapping[str, str] = field(default_factory=dict, repr=False)
+    password_env: str | None = None  #: the route's password reference, kept for ``resume``
+    password_file: str | None = None
+
+    def campaign(
+        self,
+        *,
+        recipients: Path,
+        template: Path,
+        skip_invalid: bool = False,
+        name: str | None = None,
+        priority: int = 0,
+    ) -> CampaignSettings:
+        """The settings of one campaign sent with these settings (stored with it)."""
+        return CampaignSettings(
+            recipients=recipients,
+            template=template,
+            route=self.require_route(),
+            sender=self.require_sender(),
+            ceilings=self.ceilings,
+            rules=self.rules,
+            retry=self.retry,
+            resend_uncertain=self.resend_uncertain,
+            skip_invalid=skip_invalid,
+            check_dns=self.check_dns,
+            name=name,
+            priority=priority,
+            password_env=self.password_env,
+            password_file=self.password_file,
+        )
 
     def require_route(self) -> Route:
         """The route, or a :class:`UsageError` that says how to give one."""
@@ -245,6 +275,8 @@ class _Choice:
     label: str | None = None
     provider: str | None = None
     origin: str = "default"
+    password_env: str | None = None
+    password_file: str | None = None
 
 
 def _from_config(
@@ -253,7 +285,9 @@ def _from_config(
     label = label or route_label(rc)
     route, _ = route_from_config(rc, env, file, label=label)
     values, origins = ceilings_of(rc, file)
-    return _Choice(route, values, origins, label, rc.provider, origin)
+    return _Choice(
+        route, values, origins, label, rc.provider, origin, rc.password_env, rc.password_file
+    )
 
 
 def _choose_route(
@@ -395,6 +429,8 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile |
         rules=file.rules if file else (),
         config=file,
         origins=MappingProxyType(origins),
+        password_env=choice.password_env,
+        password_file=choice.password_file,
     )
 
 

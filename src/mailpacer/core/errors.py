@@ -123,3 +123,11 @@ class SandboxError(MailpacerError, RuntimeError):
     """The sandbox SMTP server could not start (port in use, unknown profile)."""
 
     exit_code = 2
+
+
+class StateConflict(InvalidTransition):
+    """INTERIM: a compare-and-set state change found another state than expected."""
+
+    def __init__(self, kind: str, old: str, new: str, *, current: object) -> None:
+        super().__init__(kind, old, new)
+        self.current = current

@@ -1,559 +1,408 @@
-"""The delivery engine (DESIGN §2): claim → pacer slot → render → send → classify → record → event.
+"""The delivery engine (DESIGN §2): claim → pacer slot → render → send → classify → record.
 
-One asyncio task per open connection ("worker"); the pacer decides how many there may be and how
-fast they may send, this loop only acts on its answers. Outcomes are buffered and written in small
-batched transactions. A campaign stops when nothing is left to send, when a user pauses or cancels
-it (from any process sharing the store), when the route fails, or on :meth:`Engine.stop`.
+One :class:`Engine` per process runs any number of campaigns side by side. Routes are shared:
+campaigns on one server feed one :class:`~mailpacer.delivery.route_runtime.RouteRuntime`, whose
+pacer and connections bind them together. For each campaign the engine claims messages when the
+scheduler says so, writes outcomes in small batches, keeps leases alive, follows pause and
+cancel made elsewhere (every state change is compare-and-set), and ends with a report. It only
+does I/O: the decisions are :mod:`mailpacer.delivery.scheduler`'s and the pacer's. The store is
+called from its own thread, so a database held by another process slows claiming, never the SMTP
+sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import random
+import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mailpacer.core.classify import (
-    DEFAULT_RULES,
-    Classification,
-    Phase,
-    Reply,
-    Rule,
-    Verdict,
-    classify,
-    parse_limits_keyword,
-)
-from mailpacer.core.context import RouteHistory
-from mailpacer.core.errors import MailpacerError
+from mailpacer.config.campaign import CampaignSettings
+from mailpacer.core.errors import StateConflict
 from mailpacer.core.events import Emitter, Event, EventKind, Observer
-from mailpacer.core.outcome import ROUTE_THROTTLES, decide
-from mailpacer.core.retry import RetryPolicy
-from mailpacer.core.route import Route
+from mailpacer.core.limits import Limits
 from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.delivery.campaign_run import CampaignRun
 from mailpacer.delivery.lease import is_alive, worker_identity
 from mailpacer.delivery.report import Report, build_report
-from mailpacer.delivery.smtp import ConnectFailed, Connection, frame_payload
+from mailpacer.delivery.route_runtime import RouteRuntime
+from mailpacer.delivery.scheduler import (
+    STARTABLE,
+    USER_STOPS,
+    Timing,
+    claim_size,
+    final_state,
+    next_look,
+)
 from mailpacer.delivery.tally import RunTally
-from mailpacer.pacing.pacer import Limits, Pacer, PacerConfig
-from mailpacer.store import CampaignRecord, ClaimedMessage, Outcome, Store
+from mailpacer.pacing.pacer import PacerConfig
+from mailpacer.store import AsyncStore, CampaignRecord, Store
+
+__all__ = ["Engine"]
 
 log = logging.getLogger("mailpacer")
-V = Verdict
+C = CampaignState
 M = MessageState
-_WAITING_AFTER = 1.0  #: seconds a route block must last to show the campaign as waiting
-_SETUP_PHASES = frozenset({Phase.CONNECT, Phase.EHLO, Phase.STARTTLS, Phase.AUTH})
-_TICK = 0.02
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How the engine behaves; every field has a production default."""
-
-    sender: str  #: envelope sender (MAIL FROM), a bare address
-    resend_uncertain: bool = (
-        True  #: policy for uncertain messages: resend (same Message-ID) or hold
-    )
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    lease_seconds: float = 60.0
-    flush_interval: float = 0.05  #: outcomes are written at least this often ...
-    flush_size: int = 100  #: ... or when this many are buffered
-    progress_interval: float = 0.25
-    poll_interval: float = 0.5  #: how often the campaign's state is re-read (pause/cancel)
-    idle_close_seconds: float = 5.0  #: a connection with nothing to do is closed after this
-    max_connect_failures: int = 5  #: consecutive failed opens with nothing open = route failure
-    ceilings: Limits | None = None  #: configured hard limits (never exceeded)
-    rules: Sequence[Rule] = DEFAULT_RULES
-    pacer: PacerConfig = field(default_factory=PacerConfig)  #: pacing knobs (tests shorten waits)
-    seed: int | None = None  #: for retry jitter (tests)
 
 
 class Engine:
-    """Sends one campaign through one route until there is nothing left to do or it is stopped."""
+    """Runs campaigns in this process; one route runtime per route, shared by its campaigns."""
 
     def __init__(
         self,
         store: Store,
-        campaign: CampaignRecord,
-        route: Route,
-        render: Callable[[Mapping[str, str]], bytes],
-        options: EngineOptions,
         *,
+        timing: Timing | None = None,
+        pacer: PacerConfig | None = None,
         observers: Iterable[Observer] = (),
+        seed: int | None = None,
     ) -> None:
         self.store = store
-        self.campaign = campaign
-        self.route = route
-        self.render = render
-        self.options = options
+        self.db = AsyncStore(lambda: store, close_store=False)
+        self.timing = timing or Timing()
+        self.pacer_config = pacer or PacerConfig()
         self.events = Emitter(observers)
         self.worker = worker_identity()
-        learned = store.load_route_limits(route.key)
-        self.pacer = Pacer(
-            time.monotonic,
-            learned=Limits.from_dict(learned) if learned else None,
-            ceilings=options.ceilings,
-            config=options.pacer,
-        )
-        self._rng = random.Random(options.seed)
-        self._history = RouteHistory()
-        self._queue: collections.deque[ClaimedMessage] = collections.deque()
-        self._work = asyncio.Event()
-        self._outcomes: list[Outcome] = []
-        self._workers: dict[int, asyncio.Task[None]] = {}
-        self._open = 0
-        self._connecting = 0  #: connections being opened (greeting, EHLO, TLS, AUTH)
-        self._in_flight = 0
-        self._sending: set[int] = set()
-        self._connections_made = 0
-        self._connect_failures = 0
-        self._connect_after = 0.0
-        self._stop_reason: str | None = None
-        self._final_state: CampaignState | None = None
-        self._route_error: str | None = None
-        self._limits_said = ""
-        self._quota_text = ""
+        self.routes: dict[str, RouteRuntime] = {}
+        self.runs: dict[int, CampaignRun] = {}
+        self._seed = seed
 
     def __repr__(self) -> str:
-        return (
-            f"<Engine campaign={self.campaign.id} open={self._open} in_flight={self._in_flight}"
-            f" queued_here={len(self._queue)} {self.pacer!r}>"
-        )
+        return f"<Engine campaigns={sorted(self.runs)} routes={sorted(self.routes)}>"
 
     # -- control -------------------------------------------------------------------------
     def stop(self, reason: str = "interrupted") -> None:
-        """Stop: nothing new starts; in-flight messages finish and are recorded."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-            self._final_state = CampaignState.PAUSED
-        self._work.set()
+        """Stop every campaign: nothing new starts; in-flight messages finish and are recorded."""
+        for run in self.runs.values():
+            run.stop(reason)
+        for route in self.routes.values():
+            route.wake()
 
     def flush(self) -> None:
-        """Write the outcomes known so far (before a hard exit, so they are not lost)."""
-        self._flush()
+        """Write the outcomes known so far, from any thread (before a hard exit)."""
+        for run in list(self.runs.values()):
+            batch = run.take_outcomes()
+            if batch:
+                self.store.record(batch, worker=self.worker)
 
-    # -- main loop -----------------------------------------------------------------------
-    async def run(self) -> Report:
-        """Send until done, paused, cancelled, stopped or the route fails; return the report."""
-        cid = self.campaign.id
+    async def close(self) -> None:
+        """Release the engine's store thread (the store itself stays open)."""
+        await self.db.close()
+
+    # -- one campaign --------------------------------------------------------------------
+    async def run(
+        self,
+        campaign: CampaignRecord,
+        settings: CampaignSettings,
+        render: Callable[[Mapping[str, str]], bytes],
+    ) -> Report:
+        """Send ``campaign`` until done, paused, cancelled, stopped or its route fails."""
         started = time.time()
-        self.store.recover(
-            cid, now=started, resend=self.options.resend_uncertain, is_alive=is_alive
+        cid = campaign.id
+        await self.db.recover(cid, now=started, resend=settings.resend_uncertain, is_alive=is_alive)
+        run = CampaignRun(
+            campaign,
+            settings,
+            render,
+            events=self.events,
+            mark_started=self._marker(),
+            seed=self._seed,
         )
-        if self.campaign.state is CampaignState.CANCELLED:
-            return self._report(started)
-        self._set_state(CampaignState.RUNNING, None)
-        self._tally = RunTally(self.store.stats(cid))
-        self.events.emit(Event(EventKind.STARTED, cid, started, self._progress_data(started)))
-        next_poll = next_flush = next_progress = next_heartbeat = next_idle_check = 0.0
+        run.started = started
+        if cid in self.runs:
+            raise StateConflict("campaign", "running", "running", current=C.RUNNING)
+        run.campaign = await self.db.get_campaign(cid)
+        if run.campaign.state is C.CANCELLED:
+            return await self._report(run, started)
         try:
-            while self._stop_reason is None:
-                now = time.monotonic()
-                if now >= next_flush or len(self._outcomes) >= self.options.flush_size:
-                    self._flush()
-                    next_flush = now + self.options.flush_interval
-                if now >= next_poll:
-                    self._poll_state()
-                    next_poll = now + self.options.poll_interval
-                if self._stop_reason is not None:
-                    break
-                self._follow_quota()
-                if self.campaign.state is CampaignState.RUNNING:
-                    self._refill()
-                    self._spawn_workers(now)
-                    if not self._queue and not self._in_flight and now >= next_idle_check:
-                        self._flush()
-                        if self._finished_or_idle():
-                            break
-                        next_idle_check = now + self._idle_wait()
-                if now >= next_heartbeat:
-                    self._heartbeat()
-                    next_heartbeat = now + self.options.lease_seconds / 3
-                if now >= next_progress:
-                    self.events.emit(
-                        Event(EventKind.PROGRESS, cid, time.time(), self._progress_data(started))
-                    )
-                    self._say_limits()
-                    next_progress = now + self.options.progress_interval
-                self._work.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._work.wait(), _TICK)
+            run.campaign = await self.db.set_campaign_state(
+                cid, C.RUNNING, None, expected=STARTABLE
+            )
+        except StateConflict:  # paused, cancelled or finished meanwhile: report it as it is
+            run.campaign = await self.db.get_campaign(cid)
+            return await self._report(run, started)
+        self._state_event(run)
+        run.tally = RunTally(await self.db.stats(cid))
+        self.events.emit(Event(EventKind.STARTED, cid, started, self._progress(run)))
+        self.runs[cid] = run
+        route = await self._route(settings)
+        route.attach(run)
+        try:
+            done = await self._feed(run, route)
         finally:
-            await self._drain()
-        return self._finish(started)
+            run.stop(run.stop_reason or "stopped")
+            route.wake()
+            await self._drain(run, route)
+        return await self._finish(run, route, started, done=done)
 
-    def _set_state(self, state: CampaignState, reason: str | None) -> None:
-        if self.campaign.state is state and self.campaign.reason == reason:
-            return
-        self.campaign = self.store.set_campaign_state(self.campaign.id, state, reason)
-        self.events.emit(
-            Event(
-                EventKind.STATE,
-                self.campaign.id,
-                time.time(),
-                {"state": state.value, "reason": reason},
-            )
-        )
-
-    def _poll_state(self) -> None:
-        """Notice a pause or cancel made elsewhere (another CLI, the HTTP API)."""
-        fresh = self.store.get_campaign(self.campaign.id)
-        self.campaign = fresh
-        if fresh.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
-            self._stop_reason = fresh.reason or f"{fresh.state.value} by user"
-            self._final_state = fresh.state
-
-    def _follow_quota(self) -> None:
-        """While the pacer blocks the route (quota window) for a while, the campaign is
-        ``waiting``; blocks shorter than :data:`_WAITING_AFTER` pass without a state change."""
-        blocked = self.pacer.blocked_for()
-        state = self.campaign.state
-        if blocked >= _WAITING_AFTER and state is CampaignState.RUNNING:
-            until = time.strftime("%H:%M:%S", time.localtime(time.time() + blocked))
-            if self._quota_text:
-                why = f"the server's sending quota is used up ({self._quota_text})"
-            else:
-                why = "the server asked us to wait (a retry hint, or no connection let in)"
-            self._set_state(
-                CampaignState.WAITING, f"{why}; waiting until about {until}, then continuing"
-            )
-            self._work.set()
-        elif blocked <= 0 and state is CampaignState.WAITING:
-            self._set_state(CampaignState.RUNNING, None)
-            self._quota_text = ""
-
-    def _refill(self) -> None:
-        """Keep a few claimed messages ready beyond what the open connections are sending."""
-        if self.pacer.blocked_for() > 0:
-            return
-        want = 2 * max(self.pacer.target_connections, 1) + 8 - len(self._queue)
-        if want < max(4, self.pacer.target_connections):
-            return
-        claimed = self.store.claim(
-            self.campaign.id,
-            worker=self.worker,
-            limit=want,
-            lease_seconds=self.options.lease_seconds,
-            now=time.time(),
-        )
-        if claimed:
-            self._queue.extend(claimed)
-            self._work.set()
-
-    def _idle_wait(self) -> float:
-        """Nothing claimable now: how long until it is worth looking again."""
-        due = self.store.next_retry_at(self.campaign.id)
-        if due is None:
-            return 0.2
-        return min(1.0, max(0.05, due - time.time()))
-
-    def _finished_or_idle(self) -> bool:
-        """True when nothing is left; when only deferred messages remain, keep waiting for them."""
-        stats = self.store.stats(self.campaign.id)
-        pending = stats.counts[M.QUEUED] + stats.counts[M.SENDING] + stats.counts[M.DEFERRED]
-        if pending == 0:
-            self._final_state = CampaignState.DONE
-            self._stop_reason = "done"
-            return True
+    async def _feed(self, run: CampaignRun, route: RouteRuntime) -> bool:
+        """The campaign's bookkeeping loop; True when nothing is left to send."""
+        t = self.timing
+        now = time.monotonic
+        claim_at = 0.0  #: when a claim may find something (monotonic); inf: wait for a change
+        next_flush = next_poll = next_beat = next_progress = 0.0
+        while not run.stopping:
+            run.changed.clear()
+            if run.outcomes and (now() >= next_flush or len(run.outcomes) >= t.flush_size):
+                await self._write(run)
+                next_flush = now() + t.flush_interval
+            idle = not run.ready and run.on_wire == 0 and not run.outcomes
+            if now() >= next_poll:
+                await self._poll(run)
+                next_poll = now() + (t.idle_poll_interval if idle else t.poll_interval)
+                if run.stopping:
+                    break
+            await self._follow_block(run, route)
+            if run.requeued:
+                run.requeued, claim_at = False, 0.0
+            elif claim_at == math.inf and not (run.ready or run.on_wire or run.active):
+                claim_at = 0.0  # the last outcomes are written: look again (finished?)
+            if run.campaign.state is C.RUNNING and route.pacer.blocked_for() <= 0:
+                size = claim_size(ready=len(run.ready), connections=route.target())
+                if size and now() >= claim_at:
+                    claimed = await self.db.claim(
+                        run.campaign.id,
+                        worker=self.worker,
+                        limit=size,
+                        lease_seconds=t.lease_seconds,
+                        now=time.time(),
+                    )
+                    run.ready.extend(claimed)
+                    route.wake()
+                    if not claimed:
+                        claim_at = await self._nothing_to_claim(run)
+                        if claim_at < 0:
+                            return True
+            if now() >= next_beat:
+                await self._heartbeat(run)
+                next_beat = now() + t.lease_seconds / 3
+            if now() >= next_progress and not idle:
+                self.events.emit(
+                    Event(EventKind.PROGRESS, run.campaign.id, time.time(), self._progress(run))
+                )
+                self._say_limits(run, route)
+                next_progress = now() + t.progress_interval
+            wake = min(next_flush if run.outcomes else next_poll, next_poll, claim_at, next_beat)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.005, min(wake - now(), t.poll_interval))):
+                    await run.changed.wait()
         return False
 
-    def _spawn_workers(self, now: float) -> None:
-        for slot, task in list(self._workers.items()):
-            if task.done():
-                del self._workers[slot]
-        if not self._queue or now < self._connect_after or self.pacer.blocked_for() > 0:
+    async def _nothing_to_claim(self, run: CampaignRun) -> float:
+        """The claim came back empty: -1 when the campaign is finished, else when to look again
+        (monotonic): when the next deferred message is due, or after an outcome."""
+        if run.ready or run.on_wire or run.outcomes or run.active:
+            return math.inf  # an outcome on its way will say (requeued or not)
+        stats = await self.db.stats(run.campaign.id)
+        counts = stats.counts
+        if counts[M.QUEUED] + counts[M.SENDING] + counts[M.DEFERRED] == 0:
+            return -1.0
+        due = await self.db.next_retry_at(run.campaign.id)
+        wait = next_look(now=time.time(), next_due=due, poll=float("inf"))
+        if counts[M.SENDING]:  # another process holds some: its outcomes may requeue them
+            wait = min(wait, self.timing.idle_poll_interval)
+        return time.monotonic() + wait
+
+    async def _poll(self, run: CampaignRun) -> None:
+        """Notice a pause or cancel made elsewhere (another CLI, the HTTP API)."""
+        fresh = await self.db.get_campaign(run.campaign.id)
+        run.campaign = fresh
+        if fresh.state in USER_STOPS:
+            run.stop(fresh.reason or f"{fresh.state.value} by user")
+
+    async def _follow_block(self, run: CampaignRun, route: RouteRuntime) -> None:
+        """While the route is blocked for a while (a quota window, a server's hint) the
+        campaign is ``waiting``; the change is compare-and-set, so a pause made meanwhile wins."""
+        blocked = route.pacer.blocked_for()
+        state = run.campaign.state
+        try:
+            if blocked >= self.timing.waiting_after and state is C.RUNNING:
+                until = time.strftime("%H:%M:%S", time.localtime(time.time() + blocked))
+                if run.quota_text:
+                    why = f"the server's sending quota is used up ({run.quota_text})"
+                else:
+                    why = "the server asked us to wait (a retry hint, or no connection let in)"
+                run.campaign = await self.db.set_campaign_state(
+                    run.campaign.id,
+                    C.WAITING,
+                    f"{why}; waiting until about {until}, then continuing",
+                    expected=(C.RUNNING,),
+                )
+                self._state_event(run)
+            elif blocked <= 0 and state is C.WAITING:
+                run.campaign = await self.db.set_campaign_state(
+                    run.campaign.id, C.RUNNING, None, expected=(C.WAITING,)
+                )
+                run.quota_text = ""
+                self._state_event(run)
+        except StateConflict:
+            await self._poll(run)
+
+    async def _write(self, run: CampaignRun) -> None:
+        batch = run.take_outcomes()
+        if not batch:
             return
-        desired = min(self.pacer.target_connections, len(self._queue) + self._in_flight)
-        slot = 0
-        while len(self._workers) < desired:
-            while slot in self._workers:
-                slot += 1
-            self._workers[slot] = asyncio.create_task(self._worker(slot), name=f"connection-{slot}")
-
-    # -- workers -------------------------------------------------------------------------
-    async def _worker(self, slot: int) -> None:
-        conn: Connection | None = None
         try:
-            while self._stop_reason is None:
-                if slot >= self.pacer.target_connections or self.pacer.blocked_for() > 0:
-                    return
-                if not self._queue:
-                    if not await self._wait_for_work():
-                        return
-                    continue
-                if conn is None or not conn.alive:
-                    if conn is not None:
-                        conn = None
-                        self._closed()
-                    conn = await self._connect(slot)
-                    if conn is None:
-                        return
-                    continue  # the world may have changed while connecting
-                message = self._queue.popleft()
-                delay = self.pacer.reserve()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await self._send(conn, message)
-                cap = self.pacer.messages_per_connection
-                if conn.alive and cap is not None and conn.messages >= cap:
-                    await conn.close()
-        finally:
-            if conn is not None:
-                await conn.close()
-                self._closed()
-            self._work.set()
-
-    async def _wait_for_work(self) -> bool:
-        """Wait for queued work; False when idle long enough that the connection should close."""
-        deadline = time.monotonic() + self.options.idle_close_seconds
-        while not self._queue and self._stop_reason is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            await asyncio.sleep(min(remaining, _TICK))
-        return self._stop_reason is None
-
-    async def _connect(self, slot: int) -> Connection | None:
-        self._connections_made += 1
-        self._connecting += 1
-        try:
-            conn = await Connection.open(self.route, self._connections_made)
-        except ConnectFailed as failure:
-            self._connecting -= 1
-            # the others being opened got past TCP too: they count as working for the reading
-            others = self._open + self._connecting
-            result = classify(failure.reply, self.options.rules)
-            verdict = self._history.interpret(failure.reply, result, open_connections=others)
-            self._connect_failed(failure.reply, verdict)
-            return None
+            skipped = await self.db.record(batch, worker=self.worker)
         except BaseException:
-            self._connecting -= 1
+            run.unwritten(batch)  # kept for the next write (or the final flush)
             raise
-        self._connecting -= 1
-        self._open += 1
-        self._connect_failures = 0
-        self.pacer.on_connected(self._open)
-        mailmax = parse_limits_keyword(conn.extensions.get("_ehlo", "")).get("MAILMAX")
-        if mailmax is not None:
-            self.pacer.apply_server_limits(mailmax=mailmax)
-        return conn
-
-    def _closed(self) -> None:
-        self._open -= 1
-        self.pacer.on_closed(self._open)
-
-    def _connect_failed(self, reply: Reply, verdict: Classification) -> None:
-        self.pacer.observe(
-            verdict.verdict,
-            open_connections=self._open,
-            backlog=bool(self._queue),
-            retry_after=verdict.retry_after,
-        )
-        text = f"{reply.code or ''} {reply.text}".strip()
-        if verdict.verdict is V.ROUTE_FAILURE:
-            self._route_failed(f"{reply.phase.value}: {text}")
-            return
-        throttled = verdict.verdict in ROUTE_THROTTLES
-        if throttled:
-            self._tally.add("throttles")
-            if self._open > 0:
-                return  # the pacer now knows the ceiling; the open connections carry on
-        self._connect_failures += 1
-        backoff = min(30.0, 0.2 * 2 ** (self._connect_failures - 1))
-        self._connect_after = time.monotonic() + backoff
-        if (
-            not throttled
-            and self._open == 0
-            and self._connect_failures >= self.options.max_connect_failures
-        ):
-            self._route_failed(
-                f"cannot connect to {self.route.key} ({self._connect_failures} tries): {text}"
+        run.written(batch)
+        if skipped:  # another process recovered these leases: its record stands
+            log.warning(
+                "%d outcome(s) not recorded: another process recovered their messages",
+                len({o.message_id for o in skipped}),
             )
 
-    def _route_failed(self, reason: str) -> None:
-        self._route_error = reason
-        if self._stop_reason is None:
-            self._stop_reason = reason
-            self._final_state = CampaignState.PAUSED
-
-    async def _send(self, conn: Connection, message: ClaimedMessage) -> None:
-        self._in_flight += 1
-        self._sending.add(message.id)
-        try:
-            try:
-                payload = frame_payload(self.render(message.variables))
-            except MailpacerError as exc:
-                self._outcomes.append(
-                    Outcome(message.id, M.FAILED, "render-error", None, None, str(exc), time.time())
-                )
-                self._tally.add("failed")
-                return
-            reply = await conn.send(self.options.sender, message.email, payload)
-            self._apply(message, reply, self._classify(reply, message.id))
-        finally:
-            self._in_flight -= 1
-            self._sending.discard(message.id)
-            self._work.set()
-
-    def _classify(self, reply: Reply, message: int) -> Classification:
-        """The reply's verdict, read with the route's history (:mod:`mailpacer.core.context`)."""
-        result = classify(reply, self.options.rules)
-        return self._history.interpret(reply, result, open_connections=self._open, message=message)
-
-    def _apply(self, message: ClaimedMessage, reply: Reply, result: Classification) -> None:
-        """Record what the reply means for the message and tell the pacer."""
-        verdict = result.verdict
-        working = self._open
-        if verdict is V.THROTTLE_CONNECTIONS and reply.phase not in _SETUP_PHASES:
-            working -= 1  # refused inside a session: this connection is the one too many
-        self.pacer.observe(
-            verdict,
-            open_connections=max(0, working),
-            backlog=bool(self._queue),
-            messages_on_connection=reply.messages_on_connection,
-            retry_after=result.retry_after,
-        )
-        now = time.time()
-        decisions = decide(
-            reply,
-            result,
-            attempts=message.attempts,
-            first_attempt_at=message.first_attempt_at,
-            now=now,
-            policy=self.options.retry,
-            rng=self._rng,
-            resend_uncertain=self.options.resend_uncertain,
-        )
-        for decision in decisions:
-            self._outcomes.append(
-                Outcome(
-                    message_id=message.id,
-                    state=decision.state,
-                    verdict=decision.verdict,
-                    code=reply.code if decision.verdict == verdict else None,
-                    enhanced=result.enhanced if decision.verdict == verdict else None,
-                    text=decision.text,
-                    at=now,
-                    retry_at=decision.retry_at,
-                    count_attempt=decision.count_attempt,
-                )
-            )
-        self._tally.add(decisions[0].state.value)
-        if verdict is V.ACCEPTED:
-            self._tally.accepted(time.monotonic())
-        elif verdict in ROUTE_THROTTLES:
-            self._tally.add("throttles")
-            if verdict is V.QUOTA:
-                self._quota_text = f"{reply.code} {reply.text}"
-        elif verdict is V.ROUTE_FAILURE:
-            self._route_failed(f"{reply.phase.value}: {reply.code or ''} {reply.text}".strip())
-        if len(self._outcomes) >= self.options.flush_size:
-            self._work.set()
-        self.events.emit(
-            Event(
-                EventKind.OUTCOME,
-                self.campaign.id,
-                now,
-                {
-                    "email": message.email,
-                    "verdict": verdict.value,
-                    "code": reply.code,
-                    "text": reply.text,
-                },
-            )
-        )
-
-    def _flush(self) -> None:
-        if self._outcomes:
-            skipped = self.store.record(self._outcomes, worker=self.worker)
-            self._outcomes = []  # (only once written: a failed write keeps them for the next)
-            if skipped:  # another process recovered these leases: its record stands
-                log.warning(
-                    "%d outcome(s) not recorded: another process recovered their messages",
-                    len({o.message_id for o in skipped}),
-                )
-
-    def _heartbeat(self) -> None:
-        ids = [m.id for m in self._queue] + list(self._sending)
+    async def _heartbeat(self, run: CampaignRun) -> None:
+        ids = run.leased_ids()
         if ids:
-            self.store.extend_leases(self.worker, ids, time.time() + self.options.lease_seconds)
-        # another worker sharing the campaign may have died: its messages come back (not ours)
-        self.store.recover(
-            self.campaign.id,
+            until = time.time() + self.timing.lease_seconds
+            await self.db.extend_leases(self.worker, ids, until)
+        # another process sharing the campaign may have died: its messages come back (not ours)
+        await self.db.recover(
+            run.campaign.id,
             now=time.time(),
-            resend=self.options.resend_uncertain,
+            resend=run.settings.resend_uncertain,
             is_alive=lambda worker: worker == self.worker or is_alive(worker),
         )
 
-    # -- stopping ------------------------------------------------------------------------
-    async def _drain(self) -> None:
-        """Let in-flight messages finish, give back what was claimed but not started, flush."""
-        if self._stop_reason is None:
-            self._stop_reason = "stopped"
-            self._final_state = CampaignState.PAUSED
-        self._work.set()
-        if self._workers:
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
-        self._workers.clear()
-        unstarted = [m.id for m in self._queue]
-        self._queue.clear()
-        self._flush()
-        if unstarted:
-            self.store.release(self.worker, unstarted)
-        self.store.save_route_limits(self.route.key, self.pacer.limits.to_dict())
+    # -- routes --------------------------------------------------------------------------
+    async def _route(self, settings: CampaignSettings) -> RouteRuntime:
+        key = settings.route.key
+        route = self.routes.get(key)
+        if route is None:
+            learned = await self.db.load_route_limits(key)
 
-    def _finish(self, started: float) -> Report:
-        state = self._final_state or CampaignState.PAUSED
-        reason = self._route_error or (None if state is CampaignState.DONE else self._stop_reason)
-        fresh = self.store.get_campaign(self.campaign.id)
-        self.campaign = fresh
-        if fresh.state in (CampaignState.PAUSED, CampaignState.CANCELLED):
-            state = fresh.state  # a pause or cancel made elsewhere since the last poll wins
-            reason = self._route_error or fresh.reason
-        if state is CampaignState.CANCELLED:
-            self.store.cancel_pending(self.campaign.id)
+            async def save(limits: dict[str, Any]) -> None:
+                await self.db.save_route_limits(key, limits)
+
+            route = RouteRuntime(
+                settings.route,
+                learned=Limits.from_dict(learned) if learned else None,
+                ceilings=settings.ceilings,
+                pacer_config=self.pacer_config,
+                timing=self.timing,
+                save_limits=save,
+            )
+            self.routes[key] = route
+        return route
+
+    def _marker(self) -> Callable[[list[int]], Any]:
+        async def mark(ids: list[int]) -> None:
+            await self.db.mark_started(self.worker, ids, time.time())
+
+        return mark
+
+    # -- stopping ------------------------------------------------------------------------
+    async def _drain(self, run: CampaignRun, route: RouteRuntime) -> None:
+        """Let what is on the wire finish, give back what was never started, write it all."""
+        while run.on_wire > 0 and route.error is None:
+            run.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await run.changed.wait()
+        route.detach(run)
+        self.runs.pop(run.campaign.id, None)
+        if not route.feeds:
+            self.routes.pop(route.route.key, None)
+            with contextlib.suppress(Exception):  # an internal error is reported, not raised
+                await route.wait_closed()
+        await self._write(run)
+        unstarted = [m.id for m in run.ready] + run.given_back
+        run.ready.clear()
+        if unstarted:
+            await self.db.release(self.worker, unstarted)
+        stray = [i for i in run.active if i not in set(unstarted)]
+        if stray:  # taken by a connection that died with an internal error: never answered
+            await self.db.release(self.worker, stray)
+
+    async def _finish(
+        self, run: CampaignRun, route: RouteRuntime, started: float, *, done: bool
+    ) -> Report:
+        fresh = await self.db.get_campaign(run.campaign.id)
+        state = final_state(stored=fresh.state, done=done and run.route_error is None)
+        if fresh.state in USER_STOPS:
+            reason = run.route_error or fresh.reason
+        elif state is C.DONE:
+            reason = None
+        else:
+            reason = run.route_error or run.stop_reason
+        if state is C.CANCELLED:
+            await self.db.cancel_pending(run.campaign.id)
         if fresh.state is not state or (reason and fresh.reason != reason):
-            self._set_state(state, reason)
-        report = self._report(started)
-        self.events.emit(Event(EventKind.FINISHED, self.campaign.id, time.time(), report.to_dict()))
+            try:
+                run.campaign = await self.db.set_campaign_state(
+                    run.campaign.id, state, reason, expected=(fresh.state,)
+                )
+            except StateConflict:  # changed again by someone else: theirs stands
+                run.campaign = await self.db.get_campaign(run.campaign.id)
+            self._state_event(run)
+        else:
+            run.campaign = fresh
+        report = await self._report(run, started, limits=route.pacer.limits)
+        self.events.emit(Event(EventKind.FINISHED, run.campaign.id, time.time(), report.to_dict()))
         return report
 
-    def _report(self, started: float) -> Report:
-        return build_report(
-            self.store,
-            self.store.get_campaign(self.campaign.id),
-            self.pacer.limits,
-            seconds=time.time() - started,
-            sent_this_run=self._tally.counts["sent"],
-            throttles_this_run=self._tally.counts["throttles"],
-            route_error=self._route_error,
+    async def _report(
+        self, run: CampaignRun, started: float, *, limits: Limits | None = None
+    ) -> Report:
+        if limits is None:
+            stored = await self.db.load_route_limits(run.settings.route.key)
+            limits = Limits.from_dict(stored) if stored else Limits()
+        counts = run.tally.counts if run.tally is not None else {}
+        campaign = await self.db.get_campaign(run.campaign.id)
+        seconds = time.time() - started
+        report: Report = await self.db.call(
+            lambda store: build_report(
+                store,
+                campaign,
+                limits,
+                seconds=seconds,
+                sent_this_run=counts.get("sent", 0),
+                throttles_this_run=counts.get("throttles", 0),
+                route_error=run.route_error,
+            )
+        )
+        return report
+
+    # -- events --------------------------------------------------------------------------
+    def _state_event(self, run: CampaignRun) -> None:
+        self.events.emit(
+            Event(
+                EventKind.STATE,
+                run.campaign.id,
+                time.time(),
+                {"state": run.campaign.state.value, "reason": run.campaign.reason},
+            )
         )
 
-    # -- progress ------------------------------------------------------------------------
-    def _progress_data(self, started: float) -> dict[str, Any]:
+    def _extra(self, run: CampaignRun) -> dict[str, Any]:
+        route = self.routes.get(run.settings.route.key)
+        if route is None:
+            return {"connections": 0, "target_connections": 0, "limits": ""}
         return {
-            **self._tally.progress(time.monotonic()),
-            "connections": self._open,
-            "target_connections": self.pacer.target_connections,
-            "elapsed": time.time() - started,
-            "state": self.campaign.state.value,
-            "reason": self.campaign.reason,
-            "limits": self.pacer.limits.describe(),
+            "connections": route.open,
+            "target_connections": route.target(),
+            "limits": route.pacer.limits.describe(),
         }
 
-    def _say_limits(self) -> None:
-        said = self.pacer.limits.describe()
-        if said != self._limits_said:
-            self._limits_said = said
+    def _progress(self, run: CampaignRun) -> dict[str, Any]:
+        return run.progress({**self._extra(run), "elapsed": time.time() - run.started})
+
+    def _say_limits(self, run: CampaignRun, route: RouteRuntime) -> None:
+        """A LIMITS event when what the route has learned reads differently."""
+        said = route.pacer.limits.describe()
+        if said != run.limits_said:
+            run.limits_said = said
             self.events.emit(
                 Event(
                     EventKind.LIMITS,
-                    self.campaign.id,
+                    run.campaign.id,
                     time.time(),
-                    {"limits": self.pacer.limits.to_dict(), "text": said},
+                    {"limits": route.pacer.limits.to_dict(), "text": said},
                 )
             )

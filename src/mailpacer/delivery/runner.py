@@ -1,21 +1,16 @@
 """Running a campaign end to end: validate, store, compose, engine (the Python API of DESIGN §7).
 
-The CLI and the Python API both go through :func:`prepare` and :func:`run`; nothing here prints.
+The CLI and the Python API both go through :func:`check`, :func:`prepare` and :func:`run`;
+nothing here prints. A campaign's :class:`~mailpacer.config.campaign.CampaignSettings` are stored
+with it, so ``resume`` and ``retry`` (:func:`stored_settings`) send exactly as ``send`` did.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
-
-from email_validator import EmailNotValidError, validate_email
 
 from mailpacer.compose import (
     CampaignCheck,
@@ -24,14 +19,15 @@ from mailpacer.compose import (
     load_template,
     validate_campaign,
 )
+from mailpacer.config.campaign import CampaignSettings
 from mailpacer.config.file import parse_rate
+from mailpacer.config.sender import envelope_address
 from mailpacer.core.errors import UsageError
 from mailpacer.core.events import Observer
-from mailpacer.core.retry import RetryPolicy
-from mailpacer.core.route import Route, parse_route
-from mailpacer.delivery.engine import Engine, EngineOptions
+from mailpacer.core.limits import Limits
+from mailpacer.core.route import parse_route
+from mailpacer.delivery.engine import Engine
 from mailpacer.delivery.report import Report
-from mailpacer.pacing.pacer import Limits
 from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 DB_ENV = "MAILPACER_DB"
@@ -45,88 +41,7 @@ def default_db() -> str:
     return str(Path(base) / "mailpacer" / "mailpacer.db")
 
 
-_MAILBOX = re.compile(r"\s*(?:(?P<name>[^<>]*?)\s*<(?P<angle>[^<>]*)>|(?P<bare>[^<>\s]+))\s*")
-
-
-def envelope_address(sender: str, *, source: str = "--from") -> str:
-    """The bare address of ``"Name <addr@host>"`` (MAIL FROM), or a :class:`UsageError` that
-    names ``source`` (the flag, variable or file line the sender came from)."""
-    if any(c in sender for c in "\r\n"):
-        raise UsageError(f"{source} {sender!r}: line breaks are not allowed in a header")
-    example = "expected one address such as 'Team <team@example.com>'"
-    match = _MAILBOX.fullmatch(sender)
-    if match is None:
-        raise UsageError(f"{source} {sender!r}: {example}")
-    address = match["angle"] if match["angle"] is not None else match["bare"]
-    if parseaddr(sender)[1] != address:  # the composer would read another address (or none)
-        raise UsageError(f"{source} {sender!r}: {example}")
-    try:
-        validate_email(address, check_deliverability=False, allow_smtputf8=False, strict=True)
-    except EmailNotValidError as exc:
-        raise UsageError(f"{source} {sender!r}: {exc}") from None
-    return address
-
-
-@dataclass(frozen=True)
-class SendSettings:
-    """Everything one ``send`` needs, built once at the edge (flags, env, file)."""
-
-    recipients: Path
-    template: Path
-    route: Route
-    sender: str
-    db: str = field(default_factory=default_db)
-    ceilings: Limits | None = None
-    skip_invalid: bool = False
-    check_dns: bool = False
-    resend_uncertain: bool = True
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    name: str | None = None
-
-    def campaign_key(self) -> str:
-        """Same recipients, template, sender and route → the same campaign (re-runs continue)."""
-        parts = [
-            str(self.recipients.resolve()),
-            str(self.template.resolve()),
-            envelope_address(self.sender),
-            self.route.key,
-        ]
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
-
-    def stored_options(self) -> dict[str, Any]:
-        """What ``resume``/``retry`` need later; never the password."""
-        return {
-            "recipients": str(self.recipients.resolve()),
-            "template": str(self.template.resolve()),
-            "sender": self.sender,
-            "smtp": self.route.url,
-            "verify_tls": self.route.verify_tls,
-            "cafile": self.route.cafile,
-            "ceilings": self.ceilings.to_dict() if self.ceilings else None,
-            "resend_uncertain": self.resend_uncertain,
-        }
-
-
-def settings_from_campaign(campaign: CampaignRecord, db: str) -> SendSettings:
-    """Rebuild the settings of a stored campaign (password from the environment again)."""
-    opts = campaign.options
-    route = parse_route(
-        str(opts["smtp"]), verify_tls=bool(opts.get("verify_tls", True)), cafile=opts.get("cafile")
-    )
-    ceilings = opts.get("ceilings")
-    return SendSettings(
-        recipients=Path(str(opts["recipients"])),
-        template=Path(str(opts["template"])),
-        route=route,
-        sender=str(opts["sender"]),
-        db=db,
-        ceilings=Limits.from_dict(ceilings) if ceilings else None,
-        resend_uncertain=bool(opts.get("resend_uncertain", True)),
-        name=campaign.name,
-    )
-
-
-def check(settings: SendSettings) -> CampaignCheck:
+def check(settings: CampaignSettings) -> CampaignCheck:
     """Validate the whole campaign; raises :class:`InputError` listing every problem."""
     envelope_address(settings.sender)
     result = validate_campaign(
@@ -141,7 +56,7 @@ def check(settings: SendSettings) -> CampaignCheck:
 
 
 def prepare(
-    store: Store, settings: SendSettings, checked: CampaignCheck
+    store: Store, settings: CampaignSettings, checked: CampaignCheck
 ) -> tuple[CampaignRecord, Composer]:
     """Create (or find) the campaign, store its messages, and build the composer."""
     key = settings.campaign_key()
@@ -149,7 +64,7 @@ def prepare(
         key,
         name=settings.name or settings.recipients.stem,
         route_key=settings.route.key,
-        options=settings.stored_options(),
+        options=settings.to_stored(),
     )
     rows = iter_recipients(settings.recipients, skip_rows=checked.skip_rows)
     store.add_messages(campaign.id, (NewMessage(r.row, r.email, r.variables) for r in rows))
@@ -162,23 +77,28 @@ def prepare(
     return campaign, composer
 
 
-def engine_for(
+def stored_settings(campaign: CampaignRecord) -> CampaignSettings:
+    """The settings a stored campaign was started with (the password read again)."""
+    return CampaignSettings.from_stored(campaign.options, name=campaign.name)
+
+
+async def run(
     store: Store,
     campaign: CampaignRecord,
+    settings: CampaignSettings,
     composer: Composer,
-    settings: SendSettings,
+    *,
     observers: Iterable[Observer] = (),
-    **overrides: Any,
-) -> Engine:
-    """An engine for the campaign; ``overrides`` set :class:`EngineOptions` fields (tests)."""
-    options = EngineOptions(
-        sender=envelope_address(settings.sender),
-        resend_uncertain=settings.resend_uncertain,
-        retry=settings.retry,
-        ceilings=settings.ceilings,
-        **overrides,
-    )
-    return Engine(store, campaign, settings.route, composer.render, options, observers=observers)
+    engine: Engine | None = None,
+) -> Report:
+    """Send one prepared campaign in this event loop and return its report."""
+    own = engine is None
+    engine = engine or Engine(store, observers=observers)
+    try:
+        return await engine.run(campaign, settings, composer.render)
+    finally:
+        if own:
+            await engine.close()
 
 
 def send(
@@ -201,19 +121,17 @@ def send(
         except ValueError as exc:
             raise UsageError(f"max_rate {max_rate!r}: {exc}") from None
         ceilings = Limits(connections=max_connections, rate_per_minute=rate)
-    settings = SendSettings(
+    settings = CampaignSettings(
         recipients=Path(recipients),
         template=Path(template),
         route=parse_route(smtp, verify_tls=verify_tls),
         sender=sender,
-        db=db or default_db(),
         ceilings=ceilings,
     )
     checked = check(settings)
-    store = open_store(settings.db)
+    store = open_store(db or default_db())
     try:
         campaign, composer = prepare(store, settings, checked)
-        engine = engine_for(store, campaign, composer, settings, observers)
-        return asyncio.run(engine.run())
+        return asyncio.run(run(store, campaign, settings, composer, observers=observers))
     finally:
         store.close()

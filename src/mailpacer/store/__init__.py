@@ -27,6 +27,7 @@ from mailpacer.store.base import (
     is_throttle,
 )
 from mailpacer.store.sqlite import SqliteStore
+from mailpacer.store.threaded import AsyncStore
 
 if TYPE_CHECKING:
     from mailpacer.store.postgres import PostgresStore
@@ -35,6 +36,7 @@ __all__ = [
     "LEASE_EXPIRED",
     "RESEND",
     "UNCERTAIN_VERDICTS",
+    "AsyncStore",
     "AttemptRecord",
     "CampaignRecord",
     "CampaignStats",

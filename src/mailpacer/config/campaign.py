@@ -1,0 +1,168 @@
+"""One campaign's settings: built once at the edge, stored with the campaign, read back by
+``resume`` and ``retry`` so they behave exactly like the ``send`` that started it.
+
+Everything the delivery core needs is here — where the recipients and the template are, the
+route, the sender, ceilings, the user's reply rules, the retry policy, the uncertain policy,
+``skip_invalid`` — and nothing of the process (database, terminal). Passwords are never stored:
+:meth:`CampaignSettings.to_stored` keeps the route's URL and, if the route named one, the
+environment variable or secrets file its password comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailpacer.config.sender import envelope_address
+from mailpacer.core.classify import Rule
+from mailpacer.core.errors import ConfigError
+from mailpacer.core.limits import Limits
+from mailpacer.core.retry import RetryPolicy
+from mailpacer.core.route import PASSWORD_ENV, PASSWORD_FILE_ENV, Route, parse_route
+
+__all__ = ["CampaignSettings", "rule_to_mapping"]
+
+_STORED_VERSION = 2
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """What one campaign is and how it is sent; frozen, stored with the campaign."""
+
+    recipients: Path
+    template: Path
+    route: Route
+    sender: str  #: the From header ("HR <hr@example.com>"); MAIL FROM is its bare address
+    ceilings: Limits | None = None  #: configured hard limits, never exceeded
+    rules: tuple[Rule, ...] = ()  #: the user's reply rules (the defaults are added when used)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    resend_uncertain: bool = True  #: resend (same Message-ID) or hold uncertain messages
+    skip_invalid: bool = False  #: send the valid rows, list the rest
+    check_dns: bool = False
+    name: str | None = None
+    priority: int = 0  #: higher first when campaigns share a route
+    password_env: str | None = None  #: where the route's password comes from, if not the default
+    password_file: str | None = None
+
+    def campaign_key(self) -> str:
+        """Same recipients, template, sender and route → the same campaign (re-runs continue)."""
+        parts = [
+            str(self.recipients.resolve()),
+            str(self.template.resolve()),
+            envelope_address(self.sender),
+            self.route.key,
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def to_stored(self) -> dict[str, Any]:
+        """A JSON-able dict for the store; never the password."""
+        route = self.route
+        return {
+            "version": _STORED_VERSION,
+            "recipients": str(self.recipients.resolve()),
+            "template": str(self.template.resolve()),
+            "sender": self.sender,
+            "smtp": route.url,
+            "verify_tls": route.verify_tls,
+            "cafile": route.cafile,
+            "timeout": route.timeout,
+            "password_env": self.password_env,
+            "password_file": self.password_file,
+            "ceilings": self.ceilings.to_dict() if self.ceilings else None,
+            "rules": [rule_to_mapping(r) for r in self.rules],
+            "retry": dataclasses.asdict(self.retry),
+            "resend_uncertain": self.resend_uncertain,
+            "skip_invalid": self.skip_invalid,
+            "check_dns": self.check_dns,
+            "priority": self.priority,
+        }
+
+    @classmethod
+    def from_stored(
+        cls,
+        stored: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> CampaignSettings:
+        """Rebuild the settings a campaign was started with; the password is read again from
+        where it came from (the route's variable or file, else ``MAILPACER_SMTP_PASSWORD``)."""
+        env = os.environ if environ is None else environ
+        try:
+            route = parse_route(str(stored["smtp"]), environ={})
+            route = dataclasses.replace(
+                route,
+                verify_tls=bool(stored.get("verify_tls", True)),
+                cafile=stored.get("cafile"),
+                timeout=float(stored.get("timeout") or route.timeout),
+            )
+            password_env = stored.get("password_env")
+            password_file = stored.get("password_file")
+            if route.username:
+                password = _password(env, password_env, password_file)
+                route = dataclasses.replace(route, password=password)
+            ceilings = stored.get("ceilings")
+            retry = stored.get("retry")
+            return cls(
+                recipients=Path(str(stored["recipients"])),
+                template=Path(str(stored["template"])),
+                route=route,
+                sender=str(stored["sender"]),
+                ceilings=Limits.from_dict(ceilings) if ceilings else None,
+                rules=tuple(Rule.from_mapping(r) for r in stored.get("rules") or ()),
+                retry=RetryPolicy(**retry) if retry else RetryPolicy(),
+                resend_uncertain=bool(stored.get("resend_uncertain", True)),
+                skip_invalid=bool(stored.get("skip_invalid", False)),
+                check_dns=bool(stored.get("check_dns", False)),
+                name=name,
+                priority=int(stored.get("priority") or 0),
+                password_env=password_env,
+                password_file=password_file,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"the campaign's stored settings cannot be read: {exc!r}") from None
+
+    def with_route(self, route: Route) -> CampaignSettings:
+        """The same campaign through another route (``resume --smtp``)."""
+        return dataclasses.replace(self, route=route, password_env=None, password_file=None)
+
+
+def _password(
+    env: Mapping[str, str], password_env: str | None, password_file: str | None
+) -> str | None:
+    if password_env:
+        return env.get(password_env) or None
+    secret = password_file or (None if env.get(PASSWORD_ENV) else env.get(PASSWORD_FILE_ENV))
+    if secret:
+        try:
+            return Path(secret).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ConfigError(f"cannot read password file {secret}: {exc.strerror}") from None
+    return env.get(PASSWORD_ENV) or None
+
+
+def rule_to_mapping(rule: Rule) -> dict[str, Any]:
+    """A rule as the config mapping :meth:`Rule.from_mapping` reads back to an equal rule."""
+    data: dict[str, Any] = {"name": rule.name, "verdict": rule.verdict.value}
+    codes: list[int | str] = sorted(rule.codes)
+    codes += [f"{c}xx" for c in sorted(rule.classes)]
+    if codes:
+        data["codes"] = codes
+    if rule.enhanced:
+        data["enhanced"] = list(rule.enhanced)
+    if rule.text is not None:
+        data["text"] = rule.text
+    if rule.phases:
+        data["phases"] = sorted(p.value for p in rule.phases)
+    if rule.min_messages:
+        data["min_messages"] = rule.min_messages
+    if rule.no_reply is not None:
+        data["reply"] = "none" if rule.no_reply else "some"
+    return data

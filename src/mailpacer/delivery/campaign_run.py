@@ -1,0 +1,236 @@
+"""One campaign while it runs in this process: its claimed messages, the outcomes waiting to be
+written, its counts, and why it stops.
+
+A :class:`CampaignRun` is fed by the engine (claims) and drained by its route's connections
+(:mod:`mailpacer.delivery.route_runtime`), which take messages from every campaign on the route.
+Every message it holds — ready, waiting for a rate slot, or on the wire — keeps its lease until
+its outcome is written or it is given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from mailpacer.config.campaign import CampaignSettings
+from mailpacer.config.sender import envelope_address
+from mailpacer.core.classify import Classification, Reply, Rule, Verdict, rules_with
+from mailpacer.core.events import Emitter, Event, EventKind
+from mailpacer.core.outcome import ROUTE_THROTTLES, decide
+from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.delivery.tally import RunTally
+from mailpacer.store import CampaignRecord, ClaimedMessage, Outcome
+
+__all__ = ["CampaignRun"]
+
+V = Verdict
+M = MessageState
+
+
+class CampaignRun:
+    """A campaign's share of this process's work; one event loop owns it."""
+
+    def __init__(
+        self,
+        campaign: CampaignRecord,
+        settings: CampaignSettings,
+        render: Callable[[Mapping[str, str]], bytes],
+        *,
+        events: Emitter,
+        mark_started: Callable[[list[int]], Awaitable[None]],
+        seed: int | None = None,
+    ) -> None:
+        self.campaign = campaign
+        self.settings = settings
+        self.render = render
+        self.events = events
+        self.sender = envelope_address(settings.sender)
+        self.rules: tuple[Rule, ...] = rules_with(settings.rules)
+        self.priority = settings.priority
+        self.rng = random.Random(seed)
+        self.ready: collections.deque[ClaimedMessage] = collections.deque()
+        self.active: dict[int, ClaimedMessage] = {}  #: taken by a connection, not yet written
+        self.given_back: list[int] = []  #: taken but never sent (a stop came first)
+        self.outcomes: list[Outcome] = []
+        self.on_wire = 0  #: messages a connection holds right now (rate wait or transaction)
+        self.tally: RunTally | None = None
+        self.stop_reason: str | None = None
+        self.route_error: str | None = None
+        self.quota_text = ""
+        self.limits_said = ""  #: the learned limits as last told to observers
+        self.started = time.time()
+        self.changed = asyncio.Event()  #: an outcome, a stop: the engine should look
+        self.requeued = False  #: an outcome put a message back in the queue: claim again
+        self._write_marks = mark_started
+        self._marks: list[int] = []
+        self._marked: set[int] = set()
+        self._mark_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"<CampaignRun {self.campaign.id} ready={len(self.ready)} on_wire={self.on_wire}"
+            f" unwritten={len(self.outcomes)} {'stopping' if self.stopping else 'running'}>"
+        )
+
+    # -- what connections ask ------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """Nothing new may start (paused, cancelled, interrupted, route failed)."""
+        return self.stop_reason is not None
+
+    def has_work(self) -> bool:
+        """A connection could take a message from this campaign now."""
+        return bool(self.ready) and not self.stopping and self.waiting_state_ok()
+
+    def waiting_state_ok(self) -> bool:
+        """Messages leave only while the campaign is running (not waiting, not paused)."""
+        return self.campaign.state is CampaignState.RUNNING
+
+    def take(self) -> ClaimedMessage | None:
+        """The next message to send, now held by a connection."""
+        if not self.has_work():
+            return None
+        message = self.ready.popleft()
+        self.active[message.id] = message
+        self.on_wire += 1
+        return message
+
+    async def mark_started(self, message_id: int) -> None:
+        """Record, before its transaction starts, that ``message_id`` is going on the wire (a
+        crash after this leaves it uncertain; before it, it was never sent). Connections that
+        ask at once share one write: whoever holds the lock writes every mark waiting."""
+        self._marks.append(message_id)
+        async with self._mark_lock:
+            if message_id not in self._marked:
+                batch, self._marks = self._marks, []
+                try:
+                    await self._write_marks(batch)
+                except BaseException:
+                    self._marks[:0] = batch  # the next holder writes them again
+                    raise
+                self._marked.update(batch)
+        self._marked.discard(message_id)
+
+    def give_back(self, message: ClaimedMessage) -> None:
+        """A taken message that will not be sent (the campaign stopped meanwhile)."""
+        self.active.pop(message.id, None)
+        self.given_back.append(message.id)
+        self.on_wire -= 1
+        self.changed.set()
+
+    def stop(self, reason: str, *, route_error: bool = False) -> None:
+        """Nothing new starts; what is on the wire finishes and is recorded."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if route_error and self.route_error is None:
+            self.route_error = reason
+        self.changed.set()
+
+    # -- outcomes ------------------------------------------------------------------------
+    def render_failed(self, message: ClaimedMessage, error: Exception) -> None:
+        """The message could not be made (a template error for this recipient): failed."""
+        now = time.time()
+        self.outcomes.append(
+            Outcome(message.id, M.FAILED, "render-error", None, None, str(error), now)
+        )
+        self._count(M.FAILED.value)
+        self._done_on_wire()
+
+    def record(self, message: ClaimedMessage, reply: Reply, result: Classification) -> None:
+        """Buffer what the reply means for the message; count it; tell observers."""
+        verdict = result.verdict
+        now = time.time()
+        decisions = decide(
+            reply,
+            result,
+            attempts=message.attempts,
+            first_attempt_at=message.first_attempt_at,
+            now=now,
+            policy=self.settings.retry,
+            rng=self.rng,
+            resend_uncertain=self.settings.resend_uncertain,
+        )
+        for decision in decisions:
+            own = decision.verdict == verdict
+            self.outcomes.append(
+                Outcome(
+                    message_id=message.id,
+                    state=decision.state,
+                    verdict=decision.verdict,
+                    code=reply.code if own else None,
+                    enhanced=result.enhanced if own else None,
+                    text=decision.text,
+                    at=now,
+                    retry_at=decision.retry_at,
+                    count_attempt=decision.count_attempt,
+                )
+            )
+        final = decisions[-1].state
+        if final is M.QUEUED:
+            self.requeued = True
+        self._count(decisions[0].state.value)
+        if verdict is V.ACCEPTED and self.tally is not None:
+            self.tally.accepted(time.monotonic())
+        elif verdict in ROUTE_THROTTLES:
+            self._count("throttles")
+            if verdict is V.QUOTA:
+                self.quota_text = f"{reply.code} {reply.text}"
+        self.events.emit(
+            Event(
+                EventKind.OUTCOME,
+                self.campaign.id,
+                now,
+                {
+                    "email": message.email,
+                    "verdict": verdict.value,
+                    "code": reply.code,
+                    "text": reply.text,
+                },
+            )
+        )
+        self._done_on_wire()
+
+    def throttled(self) -> None:
+        """A throttle reply that belongs to no message (a refused connection)."""
+        self._count("throttles")
+
+    def take_outcomes(self) -> list[Outcome]:
+        """The buffered outcomes, to be written (put them back with :meth:`unwritten`)."""
+        batch, self.outcomes = self.outcomes, []
+        return batch
+
+    def unwritten(self, batch: list[Outcome]) -> None:
+        """A write failed: keep the batch for the next one, in order."""
+        self.outcomes[:0] = batch
+
+    def written(self, batch: list[Outcome]) -> None:
+        """The batch is in the store: its messages no longer need their leases."""
+        for outcome in batch:
+            self.active.pop(outcome.message_id, None)
+
+    def _count(self, kind: str) -> None:
+        if self.tally is not None:
+            self.tally.add(kind)
+
+    def _done_on_wire(self) -> None:
+        self.on_wire -= 1
+        self.changed.set()
+
+    # -- what the engine shows -----------------------------------------------------------
+    def leased_ids(self) -> list[int]:
+        """Every message this run holds a lease on (ready, taken, or written not yet)."""
+        return [m.id for m in self.ready] + list(self.active)
+
+    def progress(self, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """A progress event's data."""
+        assert self.tally is not None
+        return {
+            **self.tally.progress(time.monotonic()),
+            **extra,
+            "state": self.campaign.state.value,
+            "reason": self.campaign.reason,
+        }

@@ -1,0 +1,331 @@
+"""One route in this process: its pacer, its connections, and the campaigns it carries.
+
+A route is a server + account (DESIGN §5): its limits bind every campaign that uses it. So the
+pacer, the reading of the route's replies (:class:`~mailpacer.core.context.RouteHistory`) and
+the connections belong to the route, and every campaign on it is a *feed* the connections take
+messages from — the highest priority first, campaigns of one priority in turn. Learned limits
+are saved whenever they change, so a killed run keeps what it learned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mailpacer.core.classify import (
+    Classification,
+    Phase,
+    Reply,
+    Verdict,
+    classify,
+    parse_limits_keyword,
+)
+from mailpacer.core.context import RouteHistory
+from mailpacer.core.errors import MailpacerError
+from mailpacer.core.limits import Limits
+from mailpacer.core.outcome import ROUTE_THROTTLES
+from mailpacer.core.route import Route
+from mailpacer.delivery.campaign_run import CampaignRun
+from mailpacer.delivery.scheduler import ConnectGate, Timing, connections_to_open
+from mailpacer.delivery.smtp import ConnectFailed, Connection, frame_payload
+from mailpacer.pacing.pacer import Pacer, PacerConfig
+from mailpacer.store import ClaimedMessage
+
+__all__ = ["RouteRuntime"]
+
+log = logging.getLogger("mailpacer")
+V = Verdict
+_SETUP_PHASES = frozenset({Phase.CONNECT, Phase.EHLO, Phase.STARTTLS, Phase.AUTH})
+
+
+class RouteRuntime:
+    """A route's pacer and connections, shared by every campaign on it in this process."""
+
+    def __init__(
+        self,
+        route: Route,
+        *,
+        learned: Limits | None,
+        ceilings: Limits | None,
+        pacer_config: PacerConfig,
+        timing: Timing,
+        save_limits: Callable[[dict[str, Any]], Awaitable[None]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.route = route
+        self.pacer = Pacer(clock, learned=learned, ceilings=ceilings, config=pacer_config)
+        self.history = RouteHistory()
+        self.gate = ConnectGate(clock, timing, name=route.key)
+        self.timing = timing
+        self.ceilings = ceilings
+        self.feeds: list[CampaignRun] = []
+        self.open = 0
+        self.connecting = 0  #: connections being opened (greeting, EHLO, TLS, AUTH)
+        self.peak = 0  #: most connections open at once
+        self._made = 0
+        self._turn = 0  #: round-robin position among feeds of one priority
+        self._save_limits = save_limits
+        self._saved = (learned or Limits()).to_dict()
+        self._work = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<RouteRuntime {self.route.key} feeds={len(self.feeds)} open={self.open}"
+            f" connecting={self.connecting} {self.pacer!r}>"
+        )
+
+    # -- feeds ---------------------------------------------------------------------------
+    def attach(self, run: CampaignRun) -> None:
+        """Carry ``run``'s messages too; starts the route's connections when it was idle."""
+        self.feeds.append(run)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._supervise(), name=f"route {self.route.key}")
+            self._task.add_done_callback(self._ended)
+        self.wake()
+
+    def detach(self, run: CampaignRun) -> None:
+        """``run`` has stopped; it gets no more connections' attention."""
+        if run in self.feeds:
+            self.feeds.remove(run)
+        self.wake()
+
+    def wake(self) -> None:
+        """Something changed (messages ready, a stop): connections and the supervisor look."""
+        self._work.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until every connection of this route is closed (after the last detach).
+
+        An error in a connection (a bug, never a server's reply) is raised here."""
+        if self._task is not None:
+            await self._task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A bug in a connection ends the route: every campaign on it stops and says why."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.error("route %s stopped by an internal error", self.route.key, exc_info=error)
+        for run in list(self.feeds):
+            run.stop(f"internal error: {_describe(error)}", route_error=True)
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the route's connections, if one did."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _ready(self) -> int:
+        return sum(len(run.ready) for run in self.feeds if run.has_work())
+
+    def _on_wire(self) -> int:
+        return sum(run.on_wire for run in self.feeds)
+
+    def target(self) -> int:
+        """Connections the route should have open now (pacer, campaign ceilings)."""
+        target = self.pacer.target_connections
+        if self.ceilings is not None and self.ceilings.connections is not None:
+            target = min(target, self.ceilings.connections)
+        return target
+
+    def _take(self) -> tuple[CampaignRun, ClaimedMessage] | None:
+        """The next message: the highest priority feed with work, feeds of a priority in turn."""
+        candidates = [run for run in self.feeds if run.has_work()]
+        if not candidates:
+            return None
+        top = max(run.priority for run in candidates)
+        tied = [run for run in candidates if run.priority == top]
+        self._turn = (self._turn + 1) % len(tied)
+        run = tied[self._turn]
+        message = run.take()
+        return (run, message) if message is not None else None
+
+    async def _supervise(self) -> None:
+        """Open connections as the pacer allows while any feed has work; persist what the
+        pacer learns. Ends when no feed is left and every connection has closed."""
+        async with asyncio.TaskGroup() as group:
+            slots: dict[int, asyncio.Task[None]] = {}
+            while self.feeds or slots:
+                for slot, task in list(slots.items()):
+                    if task.done():
+                        del slots[slot]
+                await self._persist()
+                wait = self.gate.wait()
+                blocked = self.pacer.blocked_for()
+                if self.feeds and self.gate.failure is None and wait <= 0 and blocked <= 0:
+                    count = connections_to_open(
+                        target=self.target(),
+                        running=len(slots),
+                        work=self._ready() + self._on_wire(),
+                    )
+                    slot = 0
+                    for _ in range(count):
+                        while slot in slots:
+                            slot += 1
+                        slots[slot] = group.create_task(self._connection(slot), name=f"conn-{slot}")
+                self._work.clear()
+                timeout = min([x for x in (wait, blocked) if x > 0] or [1.0])
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.01, min(timeout, 1.0))):
+                        await self._work.wait()
+            await self._persist()
+
+    async def _persist(self) -> None:
+        limits = self.pacer.limits.to_dict()
+        if limits != self._saved:
+            self._saved = limits
+            await self._save_limits(limits)
+
+    # -- one connection ------------------------------------------------------------------
+    async def _connection(self, slot: int) -> None:
+        conn: Connection | None = None
+        try:
+            while self.feeds:
+                if slot >= self.target() or self.pacer.blocked_for() > 0:
+                    return
+                if self.gate.failure is not None:
+                    return
+                if self._ready() == 0:
+                    if not await self._idle():
+                        return
+                    continue
+                if conn is None or not conn.alive:
+                    if conn is not None:
+                        conn = None
+                        self._closed()
+                    conn = await self._connect()
+                    if conn is None:
+                        return
+                    continue  # the world may have changed while connecting
+                picked = self._take()
+                if picked is None:
+                    continue
+                run, message = picked
+                delay = self.pacer.reserve()
+                await asyncio.gather(asyncio.sleep(delay), run.mark_started(message.id))
+                if run.stopping:  # paused or cancelled while it waited for its slot
+                    run.give_back(message)
+                    continue
+                await self._send(conn, run, message)
+                cap = self.pacer.messages_per_connection
+                if conn.alive and cap is not None and conn.messages >= cap:
+                    await conn.close()
+        finally:
+            if conn is not None:
+                await conn.close()
+                self._closed()
+            self.wake()
+
+    async def _idle(self) -> bool:
+        """Wait for work; False when idle long enough that the connection should close."""
+        deadline = time.monotonic() + self.timing.idle_close_seconds
+        while self._ready() == 0 and self.feeds:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._work.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await self._work.wait()
+        return bool(self.feeds)
+
+    async def _connect(self) -> Connection | None:
+        self._made += 1
+        self.connecting += 1
+        try:
+            conn = await Connection.open(self.route, self._made)
+        except ConnectFailed as failure:
+            self.connecting -= 1
+            # the others being opened got past TCP too: they count as working for the reading
+            others = self.open + self.connecting
+            result = classify(failure.reply, self._rules())
+            verdict = self.history.interpret(failure.reply, result, open_connections=others)
+            self._connect_failed(failure.reply, verdict)
+            return None
+        except BaseException:
+            self.connecting -= 1
+            raise
+        self.connecting -= 1
+        self.open += 1
+        self.peak = max(self.peak, self.open)
+        self.gate.opened()
+        self.pacer.on_connected(self.open)
+        mailmax = parse_limits_keyword(conn.extensions.get("_ehlo", "")).get("MAILMAX")
+        if mailmax is not None:
+            self.pacer.apply_server_limits(mailmax=mailmax)
+        return conn
+
+    def _closed(self) -> None:
+        self.open -= 1
+        self.pacer.on_closed(self.open)
+
+    def _rules(self) -> tuple[Any, ...]:
+        """Reply rules for replies that belong to no campaign: the first feed's (they are the
+        defaults plus the user's, the same for every campaign started from one config)."""
+        return self.feeds[0].rules if self.feeds else ()
+
+    def _connect_failed(self, reply: Reply, result: Classification) -> None:
+        verdict = result.verdict
+        self.pacer.observe(
+            verdict,
+            open_connections=self.open,
+            backlog=self._ready() > 0,
+            retry_after=result.retry_after,
+        )
+        text = f"{reply.code or ''} {reply.text}".strip()
+        throttled = verdict in ROUTE_THROTTLES
+        if throttled and self.feeds:
+            self.feeds[0].throttled()
+        self.gate.refused(
+            why=f"{reply.phase.value}: {text}" if verdict is V.ROUTE_FAILURE else text,
+            throttled=throttled,
+            open_connections=self.open,
+            fatal=verdict is V.ROUTE_FAILURE,
+        )
+        if self.gate.failure is not None:
+            for run in self.feeds:
+                run.stop(self.gate.failure, route_error=True)
+
+    async def _send(self, conn: Connection, run: CampaignRun, message: ClaimedMessage) -> None:
+        try:
+            payload = frame_payload(run.render(message.variables))
+        except MailpacerError as exc:
+            run.render_failed(message, exc)
+            return
+        reply = await conn.send(run.sender, message.email, payload)
+        result = classify(reply, run.rules)
+        result = self.history.interpret(
+            reply, result, open_connections=self.open, message=message.id
+        )
+        verdict = result.verdict
+        working = self.open
+        if verdict is V.THROTTLE_CONNECTIONS and reply.phase not in _SETUP_PHASES:
+            working -= 1  # refused inside a session: this connection is the one too many
+        self.pacer.observe(
+            verdict,
+            open_connections=max(0, working),
+            backlog=self._ready() > 0,
+            messages_on_connection=reply.messages_on_connection,
+            retry_after=result.retry_after,
+        )
+        run.record(message, reply, result)
+        if verdict is V.ROUTE_FAILURE:
+            why = f"{reply.phase.value}: {reply.code or ''} {reply.text}".strip()
+            for feed in self.feeds:
+                feed.stop(why, route_error=True)
+        self.wake()
+
+
+def _describe(error: BaseException | None) -> str:
+    """The innermost error of an exception group, as ``Type: text``."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
