@@ -29,9 +29,10 @@ from typing import Any
 
 import aiosmtplib
 
+from mailpacer.config.campaign import CampaignSettings
 from mailpacer.core.retry import RetryPolicy
 from mailpacer.core.route import Route
-from mailpacer.delivery.engine import Engine, EngineOptions
+from mailpacer.delivery import runner
 from mailpacer.sandbox import Sandbox, get_profile
 from mailpacer.store import NewMessage, open_store
 
@@ -103,15 +104,17 @@ def run_mailpacer(host: str, port: int, count: int) -> dict[str, Any]:
                 for i, e in enumerate(recipients(count))
             ),
         )
-        opts = EngineOptions(
+        settings = CampaignSettings(
+            recipients=Path("bench.csv"),
+            template=Path("templates"),
+            route=Route(host=host, port=port, timeout=10.0),
             sender=SENDER,
             retry=RetryPolicy(
                 max_attempts=12, base_seconds=0.5, cap_seconds=5.0, max_age_seconds=300.0
             ),
         )
-        engine = Engine(store, record, Route(host=host, port=port, timeout=10.0), render, opts)
         started = time.perf_counter()
-        report = asyncio.run(engine.run())
+        report = asyncio.run(runner.run(store, record, settings, render))
         seconds = time.perf_counter() - started
         store.close()
     return {

@@ -18,7 +18,7 @@ from mailpacer.core.events import Observer
 from mailpacer.core.retry import RetryPolicy
 from mailpacer.core.route import Route, TlsMode
 from mailpacer.core.states import CampaignState, MessageState
-from mailpacer.delivery.engine import Engine
+from mailpacer.delivery import runner
 from mailpacer.delivery.report import Report
 from mailpacer.delivery.scheduler import Timing
 from mailpacer.pacing.pacer import Limits, PacerConfig
@@ -107,14 +107,17 @@ def run_engine(
         **fields,
     )
 
-    async def go() -> Report:
-        engine = Engine(store, timing=timing, pacer=pacer, observers=observers)
-        try:
-            return await engine.run(store.get_campaign(record.id), settings, render)
-        finally:
-            await engine.close()
-
-    return asyncio.run(go())
+    return asyncio.run(
+        runner.run(
+            store,
+            store.get_campaign(record.id),
+            settings,
+            render,
+            observers=observers,
+            timing=timing,
+            pacer=pacer,
+        )
+    )
 
 
 def run(store: Store, record: CampaignRecord, sb: Any, **options: Any) -> Report:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from mailpacer.compose import (
@@ -28,6 +28,8 @@ from mailpacer.core.limits import Limits
 from mailpacer.core.route import parse_route
 from mailpacer.delivery.engine import Engine
 from mailpacer.delivery.report import Report
+from mailpacer.delivery.scheduler import Timing
+from mailpacer.pacing.pacer import PacerConfig
 from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 DB_ENV = "MAILPACER_DB"
@@ -86,19 +88,18 @@ async def run(
     store: Store,
     campaign: CampaignRecord,
     settings: CampaignSettings,
-    composer: Composer,
+    render: Callable[[Mapping[str, str]], bytes],
     *,
     observers: Iterable[Observer] = (),
-    engine: Engine | None = None,
+    timing: Timing | None = None,
+    pacer: PacerConfig | None = None,
 ) -> Report:
-    """Send one prepared campaign in this event loop and return its report."""
-    own = engine is None
-    engine = engine or Engine(store, observers=observers)
+    """Send one prepared campaign on its own engine in this event loop; return its report."""
+    engine = Engine(store, observers=observers, timing=timing, pacer=pacer)
     try:
-        return await engine.run(campaign, settings, composer.render)
+        return await engine.run(campaign, settings, render)
     finally:
-        if own:
-            await engine.close()
+        await engine.close()
 
 
 def send(
@@ -132,6 +133,6 @@ def send(
     store = open_store(db or default_db())
     try:
         campaign, composer = prepare(store, settings, checked)
-        return asyncio.run(run(store, campaign, settings, composer, observers=observers))
+        return asyncio.run(run(store, campaign, settings, composer.render, observers=observers))
     finally:
         store.close()
