@@ -36,11 +36,13 @@ postgres:
 	for i in 1 2 3 4 5 6 7 8 9 10; do \
 		pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
-## make lint: ruff (format check + lint) and mypy --strict on src/
+## make lint: ruff (format check + lint), mypy --strict on src/, and the import-layering contract
+## (pyproject.toml [tool.importlinter]: a lower layer importing a higher one fails; no cycles)
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## make bench: every benchmark under bench/, results to print (record them in BENCHMARKS.md)
 bench: $(STAMP)

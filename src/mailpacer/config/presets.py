@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailpacer.core.errors import ConfigError
+from mailpacer.core.limits import Limits
 from mailpacer.core.route import PASSWORD_ENV, Route, TlsMode
-from mailpacer.pacing.pacer import Limits
 
 DAY = 86_400.0  #: the quota window of a "per day" figure (providers count a rolling 24 h)
 

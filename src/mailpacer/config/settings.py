@@ -21,9 +21,9 @@ from mailpacer.config.file import ConfigFile, RouteConfig, find_config, load_con
 from mailpacer.config.presets import DAY, get_preset
 from mailpacer.core.classify import Rule
 from mailpacer.core.errors import ConfigError, UsageError
+from mailpacer.core.limits import Limits
 from mailpacer.core.retry import RetryPolicy
 from mailpacer.core.route import PASSWORD_ENV, PASSWORD_FILE_ENV, Route, parse_route
-from mailpacer.pacing.pacer import Limits
 
 ENV = {
     "db": "MAILPACER_DB",

@@ -2,22 +2,23 @@
 profile's behaviours is applied to one command of one connection.
 
 A hook answers with a reply line, or with :data:`SILENT` when it closed the connection on purpose
-and nothing more may be sent. Refusals go through :meth:`SandboxSMTP.refuse`, which closes the
+and nothing more may be sent. Refusals go through :meth:`Connection.refuse`, which closes the
 connection after a ``421`` as a real server does.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from aiosmtpd.smtp import Envelope, Session, TLSSetupException
 
-from mailpacer.sandbox.profiles import TOO_MANY_RECIPIENTS
-
-if TYPE_CHECKING:
-    from mailpacer.sandbox.server import SandboxSMTP, SandboxState
+from mailpacer.sandbox.limits import Greylist, Quota, RateLimiter
+from mailpacer.sandbox.profiles import TOO_MANY_RECIPIENTS, Profile
+from mailpacer.sandbox.records import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +26,76 @@ log = logging.getLogger(__name__)
 SILENT = "<silent>"
 
 
+class Pacing(Protocol):
+    """A connection's latency keeper (:class:`~mailpacer.sandbox.server.Pace`)."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class Connection(Protocol):
+    """What a hook uses of the connection it answers
+    (:class:`~mailpacer.sandbox.server.SandboxSMTP`); the server imports the hooks, not the
+    other way round."""
+
+    ip: str
+    connection_id: int
+    accepted: int  #: messages accepted on this connection
+
+    @property
+    def pace(self) -> Pacing: ...
+
+    async def push(self, status: str) -> None: ...
+
+    async def refuse(self, line: str) -> str: ...
+
+    def close_now(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+class Shared(Protocol):
+    """What the hooks read of the state every connection shares
+    (:class:`~mailpacer.sandbox.server.SandboxState`)."""
+
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def recorder(self) -> Recorder: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def quota(self) -> Quota | None: ...
+
+    @property
+    def rate(self) -> RateLimiter | None: ...
+
+    @property
+    def greylist(self) -> Greylist | None: ...
+
+    @property
+    def messages_per_connection(self) -> int | None: ...
+
+    @property
+    def rcptmax(self) -> int | None: ...
+
+    @property
+    def faults(self) -> random.Random: ...
+
+    def drop_now(self, phase: str) -> bool: ...
+
+
 class SandboxHandler:
     """aiosmtpd hooks: where each of the profile's behaviours is applied."""
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: Shared) -> None:
         self.state = state
 
     async def handle_EHLO(
         self,
-        server: SandboxSMTP,
+        server: Connection,
         session: Session,
         envelope: Envelope,
         hostname: str,
@@ -54,7 +116,7 @@ class SandboxHandler:
 
     async def handle_MAIL(
         self,
-        server: SandboxSMTP,
+        server: Connection,
         session: Session,
         envelope: Envelope,
         address: str,
@@ -82,7 +144,7 @@ class SandboxHandler:
 
     async def handle_RCPT(
         self,
-        server: SandboxSMTP,
+        server: Connection,
         session: Session,
         envelope: Envelope,
         address: str,
@@ -111,7 +173,7 @@ class SandboxHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
 
-    async def handle_DATA(self, server: SandboxSMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: Connection, session: Session, envelope: Envelope) -> str:
         state = self.state
         profile = state.profile
         if profile.data_latency > 0:
@@ -139,7 +201,7 @@ class SandboxHandler:
             return SILENT
         return f"250 2.0.0 Ok: queued as {server.connection_id:X}.{server.accepted}"
 
-    async def handle_QUIT(self, server: SandboxSMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_QUIT(self, server: Connection, session: Session, envelope: Envelope) -> str:
         server.release()  # before the reply: a client that reconnects at once finds its slot
         return "221 2.0.0 Bye"
 

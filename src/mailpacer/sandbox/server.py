@@ -21,11 +21,11 @@ import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, AnyStr
+from typing import TYPE_CHECKING, Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
-from mailpacer.sandbox.handler import SILENT, SandboxHandler
+from mailpacer.sandbox.handler import SILENT, Connection, SandboxHandler
 from mailpacer.sandbox.limits import ConnectionSlots, Greylist, Quota, RateLimiter
 from mailpacer.sandbox.profiles import Profile
 from mailpacer.sandbox.records import Recorder
@@ -259,6 +259,13 @@ class SandboxSMTP(SMTP):
             await self.push(STARTTLS_FIRST)
             return
         await super().smtp_AUTH(arg)
+
+
+if TYPE_CHECKING:
+
+    def _fits_the_hooks(conn: SandboxSMTP) -> Connection:
+        """mypy checks here that a connection offers what the hooks use of it."""
+        return conn
 
 
 class Pace:
