@@ -149,7 +149,8 @@ class Engine:
             if run.outcomes and (now() >= next_flush or len(run.outcomes) >= t.flush_size):
                 await self._write(run)
                 next_flush = now() + t.flush_interval
-            idle = not run.ready and run.on_wire == 0 and not run.outcomes
+            # only deferred messages left (or none yet due): the idle tail, looked at rarely
+            idle = claim_at > now() and not run.ready and run.on_wire == 0 and not run.outcomes
             if now() >= next_poll:
                 await self._poll(run)
                 next_poll = now() + (t.idle_poll_interval if idle else t.poll_interval)
