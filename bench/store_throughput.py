@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mailpacer.core.states import MessageState
+from mailpacer.core.states import CampaignState, MessageState
 from mailpacer.store import ClaimedMessage, NewMessage, Outcome, Store, open_store
 
 WORKER = "bench:1:0"
@@ -97,7 +97,7 @@ def record_rate(store: Store, cid: int, outcomes: int, batch: int) -> float:
 
 SHARED_WORKER = """
 import sys, time
-from mailpacer.core.states import MessageState
+from mailpacer.core.states import CampaignState, MessageState
 from mailpacer.store import Outcome, open_store
 
 store, cid, worker = open_store(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -169,7 +169,7 @@ def run(
     """Every measurement on one fresh database."""
     store = open_store(target)
     record, _ = store.get_or_create_campaign("bench", name="bench", route_key="r", options={})
-    cid = record.id
+    cid = store.set_campaign_state(record.id, CampaignState.RUNNING).id  # claims need running
     add_seconds = timed(lambda: store.add_messages(cid, recipients(messages)))
     results = {"add/s": messages / add_seconds}
     results["claim/s start"] = claims_per_second(store, cid, 300)

@@ -1,6 +1,7 @@
 """Databases for the store tests: every store implementation, each test on a database of its own.
 
-SQLite: a file in ``tmp_path``. PostgreSQL: the database named by ``MAILPACER_TEST_PG`` (default
+Memory: a new :class:`~mailpacer.store.MemoryStore`, reopened with ``connect()``. SQLite: a file
+in ``tmp_path``. PostgreSQL: the database named by ``MAILPACER_TEST_PG`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``), where each test gets a schema of its own, named
 for this session and migrated by the store itself; the store is pointed at it with
 ``search_path`` in the URL, as a user would. When a test ends its schema is emptied (TRUNCATE,
@@ -25,11 +26,13 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from mailpacer.store import Store, open_store
+from mailpacer.store import MemoryStore, Store, open_store
 from mailpacer.store.postgres import PostgresStore, describe
 
 PG_URL = os.environ.get("MAILPACER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+#: the implementations that other processes can open too (``indirect`` params of ``backend``)
+SHARED_BACKENDS = BACKENDS[1:]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -146,18 +149,26 @@ def pg_database(pg_server: PgServer) -> Iterator[str]:
 class Backend:
     """Opens stores on one database; ``open()`` again is a reopen (another process, a restart)."""
 
-    def __init__(self, name: str, target: str | Path, empty: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        target: str | Path,
+        empty: Callable[[], None],
+        opener: Callable[[], Store] | None = None,
+    ) -> None:
         self.name = name
-        self.target = target  #: the file path (SQLite) or URL (PostgreSQL) given to open_store
+        #: the file path (SQLite) or URL (PostgreSQL) given to open_store ("memory:": see opener)
+        self.target = target
         self.opened: list[Store] = []
         self._empty = empty
+        self._opener = opener or (lambda: open_store(self.target))
 
     def __repr__(self) -> str:
         return f"<Backend {self.name} {self.target}>"
 
     def open(self) -> Store:
         """A new store on this database (a new connection)."""
-        store = open_store(self.target)
+        store = self._opener()
         self.opened.append(store)
         return store
 
@@ -176,7 +187,14 @@ class Backend:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """One fresh database per test, for each store implementation."""
-    if request.param == "sqlite":
+    if request.param == "memory":
+        memory = [MemoryStore()]  # reset() starts a new one: the old tables are dropped
+
+        def fresh() -> None:
+            memory[0] = MemoryStore()
+
+        made = Backend("memory", "memory:", fresh, lambda: memory[0].connect())
+    elif request.param == "sqlite":
         path = tmp_path / "data" / "mailpacer.db"
         made = Backend("sqlite", path, lambda: shutil.rmtree(path.parent, ignore_errors=True))
     else:

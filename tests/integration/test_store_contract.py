@@ -1,6 +1,6 @@
-"""The store contract: every implementation (SQLite, PostgreSQL: the ``backend`` fixture) behaves
-the same. Real databases, a fresh one per test, never mocks. Several workers on one database:
-test_store_workers.py."""
+"""The store contract: every implementation (memory, SQLite, PostgreSQL: the ``backend`` fixture)
+behaves the same. Real databases, a fresh one per test, never mocks. Several workers on one
+database: test_store_workers.py; crash accounting and state races: test_store_races.py."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from mailpacer.store import (
     Store,
 )
 from mailpacer.store.postgres import PostgresStore
+from mailpacer.store.sql import migrations
 
 M = MessageState
 C = CampaignState
@@ -44,12 +45,17 @@ class Backend(Protocol):
         ...
 
 
-def campaign(store: Store, key: str = "c1", messages: int = 0) -> CampaignRecord:
-    """A campaign with ``messages`` recipients u1@example.org … in rows 1..n."""
+def campaign(
+    store: Store, key: str = "c1", messages: int = 0, *, running: bool = True
+) -> CampaignRecord:
+    """A campaign with ``messages`` recipients u1@example.org … in rows 1..n, ``running`` (so its
+    messages can be claimed) unless told otherwise."""
     record, _ = store.get_or_create_campaign(
         key, name=f"campaign {key}", route_key="smtp://127.0.0.1:2525", options={"from": "a@b.c"}
     )
     store.add_messages(record.id, recipients(messages))
+    if running:
+        record = store.set_campaign_state(record.id, C.RUNNING)
     return record
 
 
@@ -107,7 +113,7 @@ def test_same_key_continues_the_campaign(store: Store) -> None:
 
 def test_campaign_found_by_id_key_or_digits(store: Store) -> None:
     """get_campaign takes an id, a key, or an id written as text; anything else is NotFound."""
-    record = campaign(store, "spring-2025")
+    record = campaign(store, "spring-2025", running=False)
     assert store.get_campaign(record.id) == record
     assert store.get_campaign("spring-2025") == record
     assert store.get_campaign(str(record.id)) == record
@@ -119,7 +125,7 @@ def test_campaign_found_by_id_key_or_digits(store: Store) -> None:
 
 def test_campaign_transitions_are_checked(store: Store) -> None:
     """Allowed changes are written with the reason; a refused one raises and changes nothing."""
-    record = campaign(store)
+    record = campaign(store, running=False)
     running = store.set_campaign_state(record.id, C.RUNNING)
     assert running.state is C.RUNNING and running.updated_at >= record.updated_at
     waiting = store.set_campaign_state(record.id, C.WAITING, "quota used up")
@@ -243,8 +249,9 @@ def test_extended_leases_survive_recovery(store: Store) -> None:
     lost = claim(store, record.id, limit=2, worker="w2")
     store.extend_leases("w1", [m.id for m in kept], NOW + 600)
     store.extend_leases("w1", [m.id for m in lost], NOW + 600)  # not w1's: ignored
+    store.mark_started("w2", [m.id for m in lost], NOW + 1)
     recovered = store.recover(record.id, now=NOW + 120, resend=False, is_alive=lambda w: True)
-    assert recovered == sorted(m.id for m in lost)
+    assert (recovered.uncertain, recovered.unstarted) == (sorted(m.id for m in lost), [])
     assert {states(store, record.id)[m.id] for m in kept} == {M.SENDING}
 
 
@@ -371,21 +378,29 @@ def test_stats_count_states_attempts_throttles_and_uncertain(store: Store) -> No
 
 @pytest.mark.parametrize("resend", [True, False])
 def test_recover_expired_leases(store: Store, resend: bool) -> None:
-    """Expired leases become uncertain (lease-expired), then queued again under resend."""
-    record = campaign(store, messages=3)
-    c = claim(store, record.id, limit=2)
+    """Expired leases of started messages become uncertain (an uncounted lease-expired attempt),
+    then queued again under resend; the unstarted one goes back to queued with nothing
+    recorded."""
+    record = campaign(store, messages=4)
+    c = claim(store, record.id, limit=3)
+    store.mark_started("w1", [c[0].id, c[1].id], NOW + 1)
     recovered = store.recover(record.id, now=NOW + 61, resend=resend, is_alive=lambda w: True)
-    assert recovered == sorted(m.id for m in c)
+    assert (recovered.uncertain, recovered.unstarted) == ([c[0].id, c[1].id], [c[2].id])
     expected = M.QUEUED if resend else M.UNCERTAIN
     listed = store.messages(record.id)
-    assert [(m.state, m.ever_uncertain, m.attempts) for m in listed[:2]] == [
-        (expected, True, 1)
-    ] * 2
+    assert [(m.state, m.ever_uncertain, m.attempts, m.started_at) for m in listed[:3]] == [
+        (expected, True, 0, None),
+        (expected, True, 0, None),
+        (M.QUEUED, False, 0, None),
+    ]
     verdicts = [a.verdict for a in store.attempts(c[0].id)]
     assert verdicts == (["lease-expired", "resend"] if resend else ["lease-expired"])
     assert "w1" in store.attempts(c[0].id)[0].text
-    assert store.stats(record.id).uncertain_ever == 2
-    assert store.recover(record.id, now=NOW + 61, resend=resend, is_alive=lambda w: True) == []
+    assert store.attempts(c[2].id) == []
+    stats = store.stats(record.id)
+    assert (stats.uncertain_ever, stats.attempts) == (2, 4 if resend else 2)
+    again = store.recover(record.id, now=NOW + 61, resend=resend, is_alive=lambda w: True)
+    assert (again.uncertain, again.unstarted, bool(again)) == ([], [], False)
 
 
 def test_recover_takes_a_dead_workers_messages_before_their_lease_ends(store: Store) -> None:
@@ -393,6 +408,7 @@ def test_recover_takes_a_dead_workers_messages_before_their_lease_ends(store: St
     record = campaign(store, messages=4)
     dead = claim(store, record.id, limit=2, worker="host:1:dead")
     alive = claim(store, record.id, limit=2, worker="host:2:alive")
+    store.mark_started("host:1:dead", [dead[0].id], NOW)
     asked: list[str] = []
 
     def is_alive(worker: str) -> bool:
@@ -400,7 +416,7 @@ def test_recover_takes_a_dead_workers_messages_before_their_lease_ends(store: St
         return worker.endswith("alive")
 
     recovered = store.recover(record.id, now=NOW + 1, resend=True, is_alive=is_alive)
-    assert recovered == sorted(m.id for m in dead)
+    assert (recovered.uncertain, recovered.unstarted) == ([dead[0].id], [dead[1].id])
     now = states(store, record.id)
     assert [now[m.id] for m in dead + alive] == [M.QUEUED, M.QUEUED, M.SENDING, M.SENDING]
     assert sorted(asked) == ["host:1:dead", "host:2:alive"]  # once per worker
@@ -502,9 +518,10 @@ def test_a_closed_store_says_so(store: Store) -> None:
 def test_repr_names_the_file_and_schema(tmp_path: Path) -> None:
     """The SQLite store's repr carries its path, schema version and whether it is closed."""
     store = SqliteStore(tmp_path / "x.db")
-    assert repr(store) == f"<SqliteStore path={tmp_path / 'x.db'} schema=1>"
+    version = len(migrations())
+    assert repr(store) == f"<SqliteStore path={tmp_path / 'x.db'} schema={version}>"
     store.close()
-    assert repr(store).endswith("schema=1 closed>")
+    assert repr(store).endswith(f"schema={version} closed>")
 
 
 def test_postgres_repr_names_the_server_and_schema(pg_database: str) -> None:
@@ -513,9 +530,10 @@ def test_postgres_repr_names_the_server_and_schema(pg_database: str) -> None:
     info = conninfo_to_dict(pg_database)
     store = PostgresStore(pg_database)
     where = f"postgresql://{info['user']}@{info['host']}:{info['port']}/{info['dbname']}"
-    assert repr(store) == f"<PostgresStore {where} schema=1>"
+    version = len(migrations("postgres"))
+    assert repr(store) == f"<PostgresStore {where} schema={version}>"
     store.close()
-    assert repr(store) == f"<PostgresStore {where} schema=1 closed>"
+    assert repr(store) == f"<PostgresStore {where} schema={version} closed>"
 
 
 def test_postgres_store_reconnects_after_the_server_drops_it(pg_database: str) -> None:

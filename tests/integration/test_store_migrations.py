@@ -28,6 +28,10 @@ from mailpacer.store.sql import (
 if TYPE_CHECKING:
     from conftest import PgServer
 
+#: the schema version this code builds (both dialects have the same migrations)
+LATEST = len(migrations())
+NAMES = [(1, "initial"), (2, "started_at")]
+
 
 def connect(path: Path) -> sqlite3.Connection:
     """A plain autocommit connection, as the store uses."""
@@ -74,7 +78,7 @@ def test_version_is_recorded_and_nothing_runs_twice(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     SqliteStore(path).close()
     first = connect(path).execute("SELECT version, name FROM schema_version").fetchall()
-    assert first == [(m.version, m.name) for m in migrations()] == [(1, "initial")]
+    assert first == [(m.version, m.name) for m in migrations()] == NAMES
     SqliteStore(path).close()
     conn = connect(path)
     assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (len(migrations()),)
@@ -83,15 +87,18 @@ def test_version_is_recorded_and_nothing_runs_twice(tmp_path: Path) -> None:
 
 
 def test_a_later_migration_is_applied_once_in_order(tmp_path: Path) -> None:
-    """A file at version 1 gets only the new migration, once."""
+    """A file at the latest version gets only the new migration, once."""
     path = tmp_path / "m.db"
     SqliteStore(path).close()
-    steps = (*migrations(), Migration(2, "add_notes", "ALTER TABLE campaigns ADD notes TEXT;"))
+    steps = (
+        *migrations(),
+        Migration(LATEST + 1, "add_notes", "ALTER TABLE campaigns ADD notes TEXT;"),
+    )
     conn = connect(path)
-    assert migrate(conn, "m.db", steps) == [2]
+    assert migrate(conn, "m.db", steps) == [LATEST + 1]
     assert migrate(conn, "m.db", steps) == []
     assert "notes" in [c[1] for c in conn.execute("PRAGMA table_info(campaigns)")]
-    assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (LATEST + 1,)
 
 
 def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
@@ -101,15 +108,15 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     broken = "CREATE TABLE half (x INTEGER);\nINSERT INTO no_such_table VALUES (1);"
     steps = (
         *migrations(),
-        Migration(2, "fine", "CREATE TABLE fine (x INTEGER);"),
-        Migration(3, "broken", broken),
+        Migration(LATEST + 1, "fine", "CREATE TABLE fine (x INTEGER);"),
+        Migration(LATEST + 2, "broken", broken),
     )
     conn = connect(path)
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         migrate(conn, "m.db", steps)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert not {"fine", "half"} & tables
-    assert schema_version(conn) == 1 and not conn.in_transaction
+    assert schema_version(conn) == LATEST and not conn.in_transaction
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
@@ -119,7 +126,7 @@ def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     conn = connect(path)
     conn.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
     conn.close()
-    with pytest.raises(StoreError, match=r"new\.db has schema version 99.*up to version 1"):
+    with pytest.raises(StoreError, match=rf"new\.db has schema version 99.*up to version {LATEST}"):
         open_store(path)
     assert schema_version(connect(path)) == 99
 
@@ -286,29 +293,29 @@ def test_pg_version_is_recorded_and_nothing_runs_twice(pg_empty: tuple[str, str]
     """Opening the store migrates once; reopening and migrating again apply nothing."""
     _, url = pg_empty
     store = PostgresStore(url)
-    assert repr(store).endswith("schema=1>")
+    assert repr(store).endswith(f"schema={LATEST}>")
     store.close()
     PostgresStore(url).close()
     with pg_connect(url) as conn:
         found = conn.execute("SELECT version, name FROM schema_version").fetchall()
-        assert found == [(m.version, m.name) for m in migrations("postgres")] == [(1, "initial")]
+        assert found == [(m.version, m.name) for m in migrations("postgres")] == NAMES
         assert migrate_postgres(conn, "m") == []
-        assert pg_schema_version(conn) == 1
+        assert pg_schema_version(conn) == LATEST
 
 
 def test_pg_a_later_migration_is_applied_once_in_order(pg_empty: tuple[str, str]) -> None:
-    """A database at version 1 gets only the new migration, once."""
+    """A database at the latest version gets only the new migration, once."""
     name, url = pg_empty
     PostgresStore(url).close()
     steps = (
         *migrations("postgres"),
-        Migration(2, "add_notes", "ALTER TABLE campaigns ADD notes text;\nSELECT 1;"),
+        Migration(LATEST + 1, "add_notes", "ALTER TABLE campaigns ADD notes text;\nSELECT 1;"),
     )
     with pg_connect(url) as conn:
-        assert migrate_postgres(conn, "m", steps) == [2]
+        assert migrate_postgres(conn, "m", steps) == [LATEST + 1]
         assert migrate_postgres(conn, "m", steps) == []
         assert "notes" in {row[2] for row in pg_structure(conn, name)["columns"]}
-        assert pg_schema_version(conn) == 2
+        assert pg_schema_version(conn) == LATEST + 1
 
 
 def test_pg_a_failing_migration_leaves_the_database_as_it_was(pg_empty: tuple[str, str]) -> None:
@@ -317,9 +324,11 @@ def test_pg_a_failing_migration_leaves_the_database_as_it_was(pg_empty: tuple[st
     PostgresStore(url).close()
     steps = (
         *migrations("postgres"),
-        Migration(2, "fine", "CREATE TABLE fine (x integer);"),
+        Migration(LATEST + 1, "fine", "CREATE TABLE fine (x integer);"),
         Migration(
-            3, "broken", "CREATE TABLE half (x integer);\nINSERT INTO no_such_table VALUES (1);"
+            LATEST + 2,
+            "broken",
+            "CREATE TABLE half (x integer);\nINSERT INTO no_such_table VALUES (1);",
         ),
     )
     with pg_connect(url) as conn:
@@ -327,7 +336,7 @@ def test_pg_a_failing_migration_leaves_the_database_as_it_was(pg_empty: tuple[st
             migrate_postgres(conn, "m", steps)
         tables = {row[0] for row in pg_structure(conn, name)["columns"]}
         assert not {"fine", "half"} & tables
-        assert pg_schema_version(conn) == 1 and conn.info.transaction_status.name == "IDLE"
+        assert pg_schema_version(conn) == LATEST and conn.info.transaction_status.name == "IDLE"
 
 
 def test_pg_a_newer_schema_is_refused_with_a_clear_error(pg_empty: tuple[str, str]) -> None:
@@ -336,7 +345,7 @@ def test_pg_a_newer_schema_is_refused_with_a_clear_error(pg_empty: tuple[str, st
     PostgresStore(url).close()
     with pg_connect(url) as conn:
         conn.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
-    with pytest.raises(StoreError, match=r"has schema version 99.*up to version 1"):
+    with pytest.raises(StoreError, match=rf"has schema version 99.*up to version {LATEST}"):
         open_store(url)
     with pg_connect(url) as conn:
         assert pg_schema_version(conn) == 99
@@ -370,3 +379,59 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(unused_port
         open_store(url)
     assert f"postgresql://mailer@127.0.0.1:{unused_port}/mail" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+# -- 0002: started_at -----------------------------------------------------------------------------
+
+V1_DATA = [
+    "INSERT INTO campaigns (id, key, name, state, route_key, created_at, updated_at)"
+    " VALUES (1, 'k', 'n', 'running', 'r', 0, 0)",
+    "INSERT INTO messages (id, campaign_id, row, email, state, worker, lease_until, updated_at)"
+    " VALUES (1, 1, 1, 'a@x.org', 'sending', 'host:1:w', 100, 0)",
+    "INSERT INTO messages (id, campaign_id, row, email, updated_at) VALUES (2, 1, 2, 'b@x.org', 0)",
+]
+
+
+def test_0002_upgrades_a_version_1_file_with_messages_in_flight(tmp_path: Path) -> None:
+    """A file made by the previous mailpacer (schema 1) with a message in flight opens at the
+    latest version: its data kept, started_at unknown (NULL: recovered as never started), and
+    only a sending message may carry a started_at."""
+    path = tmp_path / "v1.db"
+    conn = connect(path)
+    assert migrate(conn, "v1.db", migrations()[:1]) == [1]
+    for statement in V1_DATA:
+        conn.execute(statement)
+    store = SqliteStore(path)
+    listed = store.messages(1)
+    assert [(m.email, m.state, m.started_at) for m in listed] == [
+        ("a@x.org", "sending", None),
+        ("b@x.org", "queued", None),
+    ]
+    store.mark_started("host:1:w", [1, 2], 50.0)
+    assert [m.started_at for m in store.messages(1)] == [50.0, None]
+    store.close()
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        conn.execute("UPDATE messages SET started_at = 1 WHERE id = 2")
+
+
+def test_pg_0002_upgrades_a_version_1_database_with_messages_in_flight(
+    pg_empty: tuple[str, str],
+) -> None:
+    """The same upgrade on PostgreSQL: data kept, started_at NULL, only while sending."""
+    _, url = pg_empty
+    with pg_connect(url) as conn:
+        assert migrate_postgres(conn, "m", migrations("postgres")[:1]) == [1]
+        for statement in V1_DATA:
+            conn.execute(statement)  # type: ignore[arg-type]  # literal SQL, no parameters
+    store = PostgresStore(url)
+    try:
+        assert [(m.state, m.started_at) for m in store.messages(1)] == [
+            ("sending", None),
+            ("queued", None),
+        ]
+        store.mark_started("host:1:w", [1, 2], 50.0)
+        assert [m.started_at for m in store.messages(1)] == [50.0, None]
+    finally:
+        store.close()
+    with pg_connect(url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("UPDATE messages SET started_at = 1 WHERE id = 2")

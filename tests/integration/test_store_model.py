@@ -1,8 +1,9 @@
-"""Every store (SQLite, PostgreSQL) against a plain-Python model of it (hypothesis stateful test):
-any sequence of claims, outcomes (valid or not, from a named worker or not), releases, lease
-extensions, recoveries, retries and cancels leaves the database exactly where the model says, a
-refused batch changes nothing, and a worker's outcomes for messages it no longer holds are
-skipped. Each example starts on an empty database."""
+"""Every store (memory, SQLite, PostgreSQL) against a plain-Python model of it (hypothesis stateful
+test): any sequence of claims (while running or paused), outcomes (valid or not, from a named
+worker or not), starts, releases, lease extensions, recoveries, retries and cancels leaves the
+database exactly where the model says, a refused batch changes nothing, a worker's outcomes for
+messages it no longer holds are skipped, and recovery tells started messages from unstarted ones.
+Each example starts on an empty database."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from mailpacer.core.errors import NotFound, StoreError
-from mailpacer.core.states import MESSAGE_TRANSITIONS, MessageState
+from mailpacer.core.states import MESSAGE_TRANSITIONS, CampaignState, MessageState
 from mailpacer.store import NewMessage, Outcome, Store, is_throttle
 
 M = MessageState
@@ -48,6 +49,8 @@ class StoreVersusModel(RuleBasedStateMachine):
         self.store = backend.open()
         record, _ = self.store.get_or_create_campaign("m", name="m", route_key="r", options={})
         self.cid = record.id
+        self.store.set_campaign_state(self.cid, CampaignState.RUNNING)
+        self.running = True
         self.store.add_messages(
             self.cid, [NewMessage(row, f"u{row}@example.org", {}) for row in range(1, MESSAGES + 1)]
         )
@@ -57,6 +60,7 @@ class StoreVersusModel(RuleBasedStateMachine):
         self.counted = dict.fromkeys(self.ids, 0)
         self.retry_at: dict[int, float] = {}
         self.lease: dict[int, tuple[str, float]] = {}
+        self.started: dict[int, float] = {}
         self.attempt_rows = 0
         self.throttles = 0
         self.uncertain: set[int] = set()
@@ -70,13 +74,22 @@ class StoreVersusModel(RuleBasedStateMachine):
     def time_passes(self, seconds: int) -> None:
         self.now += seconds
 
+    @rule(running=st.booleans())
+    def pause_or_resume(self, running: bool) -> None:
+        state = CampaignState.RUNNING if running else CampaignState.PAUSED
+        assert self.store.set_campaign_state(self.cid, state).state is state
+        self.running = running
+
     @rule(worker=st.sampled_from(WORKERS), limit=st.integers(1, 4))
     def claim(self, worker: str, limit: int) -> None:
         due = [
             mid
             for mid in self.ids
-            if self.state[mid] is M.QUEUED
-            or (self.state[mid] is M.DEFERRED and self.retry_at[mid] <= self.now)
+            if self.running
+            and (
+                self.state[mid] is M.QUEUED
+                or (self.state[mid] is M.DEFERRED and self.retry_at[mid] <= self.now)
+            )
         ][:limit]
         got = self.store.claim(
             self.cid, worker=worker, limit=limit, lease_seconds=LEASE, now=self.now
@@ -152,6 +165,14 @@ class StoreVersusModel(RuleBasedStateMachine):
         self.record([(index, target, verdict, data.draw(st.booleans()))], worker)
 
     @rule(worker=st.sampled_from(WORKERS), picks=st.sets(st.integers(0, MESSAGES - 1)))
+    def start(self, worker: str, picks: set[int]) -> None:
+        chosen = [self.ids[i] for i in sorted(picks)]
+        self.store.mark_started(worker, chosen, self.now)
+        for mid in chosen:
+            if self.state[mid] is M.SENDING and self.lease[mid][0] == worker:
+                self.started.setdefault(mid, self.now)
+
+    @rule(worker=st.sampled_from(WORKERS), picks=st.sets(st.integers(0, MESSAGES - 1)))
     def release(self, worker: str, picks: set[int]) -> None:
         chosen = [self.ids[i] for i in sorted(picks)]
         self.store.release(worker, chosen)
@@ -159,6 +180,7 @@ class StoreVersusModel(RuleBasedStateMachine):
             if self.state[mid] is M.SENDING and self.lease[mid][0] == worker:
                 self.state[mid] = M.QUEUED
                 del self.lease[mid]
+                self.started.pop(mid, None)
 
     @rule(worker=st.sampled_from(WORKERS))
     def heartbeat(self, worker: str) -> None:
@@ -175,9 +197,14 @@ class StoreVersusModel(RuleBasedStateMachine):
         got = self.store.recover(
             self.cid, now=self.now, resend=resend, is_alive=lambda w: w not in dead
         )
-        assert got == lost
+        started = [mid for mid in lost if mid in self.started]
+        assert (got.uncertain, got.unstarted) == (started, [m for m in lost if m not in started])
         for mid in lost:
-            self._apply(mid, M.UNCERTAIN, "lease-expired", True, None)
+            if mid not in started:
+                self.state[mid] = M.QUEUED
+                del self.lease[mid]
+                continue
+            self._apply(mid, M.UNCERTAIN, "lease-expired", False, None)
             if resend:
                 self._apply(mid, M.QUEUED, "resend", False, None)
 
@@ -202,6 +229,7 @@ class StoreVersusModel(RuleBasedStateMachine):
     ) -> None:
         self.state[mid] = state
         self.lease.pop(mid, None)
+        self.started.pop(mid, None)
         self.retry_at.pop(mid, None)
         if retry_at is not None:
             self.retry_at[mid] = retry_at
@@ -219,6 +247,7 @@ class StoreVersusModel(RuleBasedStateMachine):
         assert {m.id: m.attempts for m in listed} == self.counted
         assert {m.id for m in listed if m.ever_uncertain} == self.uncertain
         assert {m.id: m.retry_at for m in listed if m.retry_at is not None} == self.retry_at
+        assert {m.id: m.started_at for m in listed if m.started_at is not None} == self.started
 
     @invariant()
     def stats_match(self) -> None:
@@ -231,13 +260,13 @@ class StoreVersusModel(RuleBasedStateMachine):
 
 def test_store_follows_the_model(backend: Backend) -> None:
     """Random operation sequences keep store and model equal, on each implementation (40
-    examples on SQLite, 20 on PostgreSQL)."""
+    examples in memory and on SQLite, 20 on PostgreSQL)."""
     run_state_machine_as_test(
         lambda: StoreVersusModel(backend),
         settings=settings(
             # every example costs PostgreSQL ~150 round trips; the logic under them is shared
             # with SQLite's store and explored there twice as long
-            max_examples=40 if backend.name == "sqlite" else 20,
+            max_examples=20 if backend.name == "postgres" else 40,
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

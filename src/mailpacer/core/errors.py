@@ -7,7 +7,12 @@ the boundary where they occur.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailpacer.core.states import CampaignState
 
 
 class MailpacerError(Exception):
@@ -113,6 +118,29 @@ class InvalidTransition(StoreError):
         self.new = new
 
 
+class StateConflict(InvalidTransition):
+    """A compare-and-set campaign state change found the campaign in another state than the
+    caller expected (someone else changed it first); nothing was written. ``current`` is the
+    state it is in now."""
+
+    def __init__(
+        self,
+        campaign_id: int,
+        current: CampaignState,
+        new: CampaignState,
+        expected: Collection[CampaignState],
+    ) -> None:
+        super().__init__("campaign", current.value, new.value)
+        wanted = " or ".join(repr(s.value) for s in sorted(expected)) or "no state at all"
+        self.args = (
+            f"campaign {campaign_id} is {current.value!r} (expected {wanted}):"
+            f" it was not set to {new.value!r}",
+        )
+        self.campaign_id = campaign_id
+        self.current = current
+        self.expected = frozenset(expected)
+
+
 class NotFound(MailpacerError, LookupError):
     """A campaign, message or profile that does not exist."""
 
@@ -123,11 +151,3 @@ class SandboxError(MailpacerError, RuntimeError):
     """The sandbox SMTP server could not start (port in use, unknown profile)."""
 
     exit_code = 2
-
-
-class StateConflict(InvalidTransition):
-    """INTERIM: a compare-and-set state change found another state than expected."""
-
-    def __init__(self, kind: str, old: str, new: str, *, current: object) -> None:
-        super().__init__(kind, old, new)
-        self.current = current

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mailpacer.config.campaign import CampaignSettings
-from mailpacer.core.errors import StateConflict
+from mailpacer.core.errors import StateConflict, UsageError
 from mailpacer.core.events import Emitter, Event, EventKind, Observer
 from mailpacer.core.limits import Limits
 from mailpacer.core.states import CampaignState, MessageState
@@ -61,7 +61,7 @@ class Engine:
         seed: int | None = None,
     ) -> None:
         self.store = store
-        self.db = AsyncStore(lambda: store, close_store=False)
+        self.db = AsyncStore(lambda: store, owns=False)
         self.timing = timing or Timing()
         self.pacer_config = pacer or PacerConfig()
         self.events = Emitter(observers)
@@ -113,7 +113,7 @@ class Engine:
         )
         run.started = started
         if cid in self.runs:
-            raise StateConflict("campaign", "running", "running", current=C.RUNNING)
+            raise UsageError(f"campaign {cid} is already running in this engine")
         run.campaign = await self.db.get_campaign(cid)
         if run.campaign.state is C.CANCELLED:
             return await self._report(run, started)
@@ -357,7 +357,7 @@ class Engine:
         counts = run.tally.counts if run.tally is not None else {}
         campaign = await self.db.get_campaign(run.campaign.id)
         seconds = time.time() - started
-        report: Report = await self.db.call(
+        report: Report = await self.db.run(
             lambda store: build_report(
                 store,
                 campaign,

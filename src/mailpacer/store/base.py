@@ -5,6 +5,11 @@ Every implementation checks each state change against :mod:`mailpacer.core.state
 :class:`~mailpacer.core.errors.InvalidTransition` (nothing written) for any other; it raises
 :class:`~mailpacer.core.errors.NotFound` for an unknown campaign and
 :class:`~mailpacer.core.errors.StoreError` when the database itself fails.
+
+Each operation is atomic on its own, also against other connections and processes: a campaign
+state changed with ``expected`` is compared and set in one step, and a claim sees the campaign
+state that the last committed change left (a pause or cancel committed before a claim means the
+claim takes nothing).
 """
 
 from __future__ import annotations
@@ -103,6 +108,7 @@ class MessageRecord:
     last_text: str | None
     updated_at: float
     ever_uncertain: bool  #: had an ``ambiguous`` or ``lease-expired`` attempt at some point
+    started_at: float | None = None  #: ``sending`` and its SMTP transaction begun (mark_started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,20 @@ class CampaignStats:
     attempts: int  #: attempt rows (every reply recorded, counted or not)
     throttles: int  #: attempt rows whose verdict is ``throttle-*`` or ``quota``
     uncertain_ever: int  #: messages that were uncertain at least once (resent or held)
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What :meth:`Store.recover` took back from expired leases and dead workers (ids sorted)."""
+
+    #: started (:meth:`Store.mark_started`) when their worker was lost: they may have been
+    #: delivered, so they became ``uncertain`` (then ``queued`` again under the resend policy)
+    uncertain: list[int]
+    #: never started: back to ``queued`` as if released, no attempt written or counted
+    unstarted: list[int]
+
+    def __bool__(self) -> bool:
+        return bool(self.uncertain or self.unstarted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +178,19 @@ class Store(Protocol):
         ...
 
     def set_campaign_state(
-        self, campaign_id: int, state: CampaignState, reason: str | None = None
+        self,
+        campaign_id: int,
+        state: CampaignState,
+        reason: str | None = None,
+        *,
+        expected: Collection[CampaignState] | None = None,
     ) -> CampaignRecord:
-        """Checked transition; the same state again only updates ``reason``."""
+        """Checked transition; the same state again only updates ``reason``.
+
+        With ``expected`` it is a compare-and-set: the change is made only if the campaign is in
+        one of those states, checked and written atomically; otherwise :class:`StateConflict`
+        (carrying the ``current`` state) is raised and nothing is written. The transition table
+        still applies (:class:`InvalidTransition`)."""
         ...
 
     def add_messages(
@@ -174,11 +204,22 @@ class Store(Protocol):
         self, campaign_id: int, *, worker: str, limit: int, lease_seconds: float, now: float
     ) -> list[ClaimedMessage]:
         """Up to ``limit`` queued (or due deferred) messages, in row order, now ``sending`` under
-        ``worker``'s lease until ``now + lease_seconds``. Atomic: no two claims share a message."""
+        ``worker``'s lease until ``now + lease_seconds``. Atomic: no two claims share a message.
+
+        Only from a ``running`` campaign: in any other state (paused, waiting, cancelled …, or
+        no such campaign) nothing is claimed, and the state is read in the same atomic step as
+        the claim, so no claim takes a message after a pause or cancel was committed."""
         ...
 
     def extend_leases(self, worker: str, message_ids: Sequence[int], lease_until: float) -> None:
         """Move the lease of ``worker``'s sending messages to ``lease_until``."""
+        ...
+
+    def mark_started(self, worker: str, message_ids: Sequence[int], at: float) -> None:
+        """The SMTP transaction of these messages, ``sending`` under ``worker``'s lease, begins
+        now (``at``): from here a lost worker means they may have been delivered (see
+        :meth:`recover`). Messages not held by ``worker`` are left alone; a second call keeps
+        the first time. :meth:`release` and :meth:`record` clear the mark."""
         ...
 
     def release(self, worker: str, message_ids: Sequence[int]) -> None:
@@ -197,9 +238,15 @@ class Store(Protocol):
 
     def recover(
         self, campaign_id: int, *, now: float, resend: bool, is_alive: Callable[[str], bool]
-    ) -> list[int]:
-        """``sending`` messages whose lease expired or whose worker is gone become ``uncertain``
-        (attempt ``lease-expired``), then ``queued`` again if ``resend``. Returns their ids."""
+    ) -> Recovery:
+        """Take back ``sending`` messages whose lease expired or whose worker is gone
+        (``is_alive`` is asked once per worker whose lease has not expired).
+
+        Never started (no :meth:`mark_started`): back to ``queued``, no attempt written or
+        counted (``Recovery.unstarted``). Started: they may have been delivered, so they become
+        ``uncertain`` with a ``lease-expired`` attempt that is not counted (neither ``attempts``
+        nor ``first_attempt_at`` move: our own crash does not count against a message), then
+        ``queued`` again, due at once, if ``resend`` (``Recovery.uncertain``)."""
         ...
 
     def stats(self, campaign_id: int) -> CampaignStats:

@@ -3,8 +3,9 @@
 :func:`plan` checks a batch of outcomes against the messages' current states (the transition table
 in :mod:`mailpacer.core.states`) before anything is written, and, given the worker that sends them,
 sets aside the outcomes of messages that are no longer ``sending`` under that worker's lease;
-:func:`recovery` turns ``sending`` messages whose lease expired or whose worker is gone into the
-outcomes that make them ``uncertain``.
+:func:`recovery` sorts ``sending`` messages whose lease expired or whose worker is gone into those
+never started (queued again, nothing recorded) and the outcomes that make started ones
+``uncertain``.
 """
 
 from __future__ import annotations
@@ -86,21 +87,38 @@ def plan(
     return result
 
 
+@dataclass
+class Lost:
+    """What recovering a campaign's lost leases does (:func:`recovery`)."""
+
+    outcomes: list[Outcome] = field(default_factory=list)  #: for the started ones
+    unstarted: list[int] = field(default_factory=list)  #: back to ``queued``, nothing recorded
+
+    @property
+    def uncertain(self) -> list[int]:
+        """The started messages' ids, sorted."""
+        return sorted({o.message_id for o in self.outcomes})
+
+
 def recovery(
-    sending: Iterable[tuple[int, str, float]],
+    sending: Iterable[tuple[int, str, float, float | None]],
     *,
     now: float,
     resend: bool,
     is_alive: Callable[[str], bool],
-) -> list[Outcome]:
-    """Outcomes for ``(id, worker, lease_until)`` rows whose lease expired or worker is gone.
+) -> Lost:
+    """Sort ``(id, worker, lease_until, started_at)`` rows whose lease expired or whose worker
+    is gone (``is_alive`` is asked once per worker, only while its lease runs).
 
-    Each becomes ``uncertain`` (a counted ``lease-expired`` attempt: it may have been sent), then,
-    under the resend policy, ``queued`` again (not counted). ``is_alive`` is asked once per worker.
+    A message never started goes back to ``queued`` with nothing recorded. A started one may
+    have been delivered: it becomes ``uncertain`` (a ``lease-expired`` attempt, not counted: our
+    own crash does not count against a message), then, under the resend policy, ``queued``
+    again (not counted either), due at once.
     """
+    check_message_transition(M.SENDING, M.QUEUED)
     alive: dict[str, bool] = {}
-    outcomes: list[Outcome] = []
-    for message_id, worker, lease_until in sending:
+    lost = Lost()
+    for message_id, worker, lease_until, started_at in sending:
         if lease_until < now:
             why = f"the lease of {worker} expired"
         else:
@@ -109,11 +127,19 @@ def recovery(
             if alive[worker]:
                 continue
             why = f"worker {worker} is gone"
+        if started_at is None:
+            lost.unstarted.append(message_id)
+            continue
         text = f"{why} while sending; the message may or may not have been delivered"
-        outcomes.append(Outcome(message_id, M.UNCERTAIN, LEASE_EXPIRED, None, None, text, now))
+        lost.outcomes.append(
+            Outcome(
+                message_id, M.UNCERTAIN, LEASE_EXPIRED, None, None, text, now, count_attempt=False
+            )
+        )
         if resend:
             again = "queued again to resend with the same Message-ID"
-            outcomes.append(
+            lost.outcomes.append(
                 Outcome(message_id, M.QUEUED, RESEND, None, None, again, now, count_attempt=False)
             )
-    return outcomes
+    lost.unstarted.sort()
+    return lost

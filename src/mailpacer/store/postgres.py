@@ -3,7 +3,8 @@
 Sync API over psycopg 3, like the SQLite store: one connection guarded by a lock, so any thread may
 call it, one at a time; each write is one transaction. Claims lock the rows they take with
 ``FOR UPDATE SKIP LOCKED``, so workers claiming at the same moment get different messages without
-waiting for each other; a claimed message is ``sending`` under its worker's lease until an outcome
+waiting for each other, and share-lock their campaign's row, so a claim and a state change (pause,
+cancel) never overlap; a claimed message is ``sending`` under its worker's lease until an outcome
 is recorded or :meth:`recover` takes it back. The operations are
 :class:`~mailpacer.store.sqlstore.SqlStore`'s, over ``sql/postgres/queries.sql``; the schema is
 migrated on open (``sql/postgres/migrations``). psycopg errors

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
-from mailpacer.core.errors import NotFound, StoreError
+from mailpacer.core.errors import NotFound, StateConflict, StoreError
 from mailpacer.core.states import (
     CampaignState,
     MessageState,
@@ -34,6 +34,7 @@ from mailpacer.store.base import (
     MessageRecord,
     NewMessage,
     Outcome,
+    Recovery,
 )
 
 M = MessageState
@@ -136,10 +137,17 @@ class SqlStore(abc.ABC):
             return [_campaign(row) for row in conn.execute(self._q["list_campaigns"], {})]
 
     def set_campaign_state(
-        self, campaign_id: int, state: CampaignState, reason: str | None = None
+        self,
+        campaign_id: int,
+        state: CampaignState,
+        reason: str | None = None,
+        *,
+        expected: Collection[CampaignState] | None = None,
     ) -> CampaignRecord:
         with self._write() as conn:
-            current = self._campaign_row(conn, campaign_id, "lock_campaign")
+            current = self._campaign_row(conn, campaign_id, "lock_campaign")  # locked until done
+            if expected is not None and current.state not in expected:
+                raise StateConflict(campaign_id, current.state, state, expected)
             if current.state is not state:
                 check_campaign_transition(current.state, state)
             old, now = current.state.value, time.time()
@@ -194,6 +202,13 @@ class SqlStore(abc.ABC):
         with self._statement() as conn:
             conn.execute(self._q["extend_leases"], params)
 
+    def mark_started(self, worker: str, message_ids: Sequence[int], at: float) -> None:
+        if not message_ids:
+            return
+        params = dict(worker=worker, ids=self._array(message_ids), at=at)
+        with self._statement() as conn:
+            conn.execute(self._q["mark_started"], params)
+
     def release(self, worker: str, message_ids: Sequence[int]) -> None:
         check_message_transition(M.SENDING, M.QUEUED)
         if not message_ids:
@@ -228,15 +243,20 @@ class SqlStore(abc.ABC):
 
     def recover(
         self, campaign_id: int, *, now: float, resend: bool, is_alive: Callable[[str], bool]
-    ) -> list[int]:
+    ) -> Recovery:
         with self._write() as conn:
             self._campaign_row(conn, campaign_id)
             params = {"campaign_id": campaign_id}
             sending = conn.execute(self._q["sending_messages"], params).fetchall()
-            outcomes = outcomes_mod.recovery(sending, now=now, resend=resend, is_alive=is_alive)
-            if outcomes:
-                self._apply(conn, outcomes)
-        return sorted({o.message_id for o in outcomes})
+            lost = outcomes_mod.recovery(sending, now=now, resend=resend, is_alive=is_alive)
+            if lost.unstarted:
+                back = {"ids": self._array(lost.unstarted), "now": now}
+                changed = conn.execute(self._q["requeue_unstarted"], back).rowcount
+                if changed != len(lost.unstarted):  # cannot happen: the rows are locked
+                    raise StoreError(f"{len(lost.unstarted) - changed} lease(s) changed meanwhile")
+            if lost.outcomes:
+                self._apply(conn, lost.outcomes)
+        return Recovery(lost.uncertain, lost.unstarted)
 
     def retry(self, campaign_id: int, states: Collection[MessageState]) -> int:
         for state in states:
@@ -339,9 +359,8 @@ def _campaign(row: Row) -> CampaignRecord:
 
 def _message(r: Row) -> MessageRecord:
     variables, state, uncertain = json.loads(r[4]), MessageState(r[5]), bool(r[12])
-    return MessageRecord(
-        r[0], r[1], r[2], r[3], variables, state, r[6], r[7], r[8], r[9], r[10], r[11], uncertain
-    )
+    fields = (r[6], r[7], r[8], r[9], r[10], r[11])  # attempts … updated_at
+    return MessageRecord(r[0], r[1], r[2], r[3], variables, state, *fields, uncertain, r[13])
 
 
 def dump_json(value: Any, what: str) -> str:

@@ -50,10 +50,12 @@ ON CONFLICT (campaign_id, email) DO NOTHING;
 -- name: claim_messages
 -- queued ones, and deferred ones that are due, in row order; the best `limit` of each kind are
 -- picked by index before they are merged, so a claim costs the same on a million messages.
+-- Only while the campaign is running: read in the same (IMMEDIATE) transaction as the claim.
 UPDATE messages
 SET state = 'sending', worker = :worker, lease_until = :lease_until, retry_at = NULL,
-    updated_at = :now
-WHERE id IN (
+    started_at = NULL, updated_at = :now
+WHERE EXISTS (SELECT 1 FROM campaigns WHERE id = :campaign_id AND state = 'running')
+AND id IN (
     SELECT id FROM (
         SELECT id, row FROM (
             SELECT id, row FROM messages
@@ -75,9 +77,19 @@ RETURNING id, campaign_id, row, email, variables, attempts, first_attempt_at, le
 UPDATE messages SET lease_until = :lease_until
 WHERE worker = :worker AND state = 'sending' AND id IN (SELECT value FROM json_each(:ids));
 
--- name: release_messages
-UPDATE messages SET state = 'queued', worker = NULL, lease_until = NULL, updated_at = :now
+-- name: mark_started
+UPDATE messages SET started_at = coalesce(started_at, :at)
 WHERE worker = :worker AND state = 'sending' AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: release_messages
+UPDATE messages
+SET state = 'queued', worker = NULL, lease_until = NULL, started_at = NULL, updated_at = :now
+WHERE worker = :worker AND state = 'sending' AND id IN (SELECT value FROM json_each(:ids));
+
+-- name: requeue_unstarted
+-- recovered leases whose SMTP transaction never began: queued again, nothing recorded
+UPDATE messages SET state = 'queued', worker = NULL, lease_until = NULL, updated_at = :now
+WHERE state = 'sending' AND started_at IS NULL AND id IN (SELECT value FROM json_each(:ids));
 
 -- name: message_states
 SELECT id, campaign_id, state, worker FROM messages
@@ -96,6 +108,7 @@ UPDATE messages SET
     retry_at = :retry_at,
     worker = NULL,
     lease_until = NULL,
+    started_at = NULL,
     last_verdict = :verdict,
     last_code = :code,
     last_enhanced = :enhanced,
@@ -105,7 +118,8 @@ UPDATE messages SET
 WHERE id = :id AND state = :old;
 
 -- name: sending_messages
-SELECT id, worker, lease_until FROM messages WHERE campaign_id = :campaign_id AND state = 'sending';
+SELECT id, worker, lease_until, started_at FROM messages
+WHERE campaign_id = :campaign_id AND state = 'sending';
 
 -- name: retry_messages
 UPDATE messages
@@ -132,13 +146,13 @@ SELECT min(retry_at) FROM messages WHERE campaign_id = :campaign_id AND state = 
 
 -- name: list_messages
 SELECT id, campaign_id, row, email, variables, state, attempts, retry_at, last_verdict,
-       last_code, last_text, updated_at, ever_uncertain
+       last_code, last_text, updated_at, ever_uncertain, started_at
 FROM messages WHERE campaign_id = :campaign_id
 ORDER BY row, id LIMIT :limit OFFSET :offset;
 
 -- name: list_messages_in_state
 SELECT id, campaign_id, row, email, variables, state, attempts, retry_at, last_verdict,
-       last_code, last_text, updated_at, ever_uncertain
+       last_code, last_text, updated_at, ever_uncertain, started_at
 FROM messages WHERE campaign_id = :campaign_id AND state = :state
 ORDER BY row, id LIMIT :limit OFFSET :offset;
 

@@ -40,6 +40,9 @@ CREATE TABLE messages (
     last_text         TEXT,
     ever_uncertain    INTEGER NOT NULL DEFAULT 0,
     updated_at        REAL NOT NULL,
+    started_at        REAL
+                      CONSTRAINT started_only_while_sending
+                      CHECK (started_at IS NULL OR state = 'sending'),
     UNIQUE (campaign_id, email),
     CHECK (state != 'deferred' OR retry_at IS NOT NULL),
     CHECK (state != 'sending' OR (worker IS NOT NULL AND lease_until IS NOT NULL))

@@ -53,14 +53,21 @@ ON CONFLICT (campaign_id, email) DO NOTHING;
 -- queued ones, and deferred ones that are due, in row order; the best `limit` of each kind are
 -- picked by index (skipping rows another claim holds) before they are merged, so a claim costs
 -- the same on a million messages and concurrent claims never wait for each other.
-WITH queued AS (
+-- Only while the campaign is running: its row is share-locked first, so a state change waits
+-- for claims in progress and a claim waits for a state change in progress, then re-reads the
+-- committed state (nothing is claimed after a pause or cancel is committed).
+WITH running AS (
+    SELECT id FROM campaigns WHERE id = %(campaign_id)s AND state = 'running'
+    FOR SHARE
+), queued AS (
     SELECT id, row FROM messages
-    WHERE campaign_id = %(campaign_id)s AND state = 'queued'
+    WHERE campaign_id = (SELECT id FROM running) AND state = 'queued'
     ORDER BY row LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), due AS (
     SELECT id, row FROM messages
-    WHERE campaign_id = %(campaign_id)s AND state = 'deferred' AND retry_at <= %(now)s
+    WHERE campaign_id = (SELECT id FROM running) AND state = 'deferred'
+      AND retry_at <= %(now)s
     ORDER BY row LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), picked AS (
@@ -69,7 +76,7 @@ WITH queued AS (
 )
 UPDATE messages AS m
 SET state = 'sending', worker = %(worker)s, lease_until = %(lease_until)s, retry_at = NULL,
-    updated_at = %(now)s
+    started_at = NULL, updated_at = %(now)s
 FROM picked WHERE m.id = picked.id
 RETURNING m.id, m.campaign_id, m.row, m.email, m.variables, m.attempts, m.first_attempt_at,
           m.lease_until;
@@ -78,9 +85,19 @@ RETURNING m.id, m.campaign_id, m.row, m.email, m.variables, m.attempts, m.first_
 UPDATE messages SET lease_until = %(lease_until)s
 WHERE worker = %(worker)s AND state = 'sending' AND id = ANY (%(ids)s::bigint[]);
 
--- name: release_messages
-UPDATE messages SET state = 'queued', worker = NULL, lease_until = NULL, updated_at = %(now)s
+-- name: mark_started
+UPDATE messages SET started_at = coalesce(started_at, %(at)s)
 WHERE worker = %(worker)s AND state = 'sending' AND id = ANY (%(ids)s::bigint[]);
+
+-- name: release_messages
+UPDATE messages
+SET state = 'queued', worker = NULL, lease_until = NULL, started_at = NULL, updated_at = %(now)s
+WHERE worker = %(worker)s AND state = 'sending' AND id = ANY (%(ids)s::bigint[]);
+
+-- name: requeue_unstarted
+-- recovered leases whose SMTP transaction never began: queued again, nothing recorded
+UPDATE messages SET state = 'queued', worker = NULL, lease_until = NULL, updated_at = %(now)s
+WHERE state = 'sending' AND started_at IS NULL AND id = ANY (%(ids)s::bigint[]);
 
 -- name: message_states
 -- locked in id order (so two batches never deadlock) until the outcomes are written
@@ -100,6 +117,7 @@ UPDATE messages SET
     retry_at = %(retry_at)s,
     worker = NULL,
     lease_until = NULL,
+    started_at = NULL,
     last_verdict = %(verdict)s,
     last_code = %(code)s,
     last_enhanced = %(enhanced)s,
@@ -110,7 +128,7 @@ WHERE id = %(id)s AND state = %(old)s;
 
 -- name: sending_messages
 -- rows locked by a worker recording its outcomes right now are left to it
-SELECT id, worker, lease_until FROM messages
+SELECT id, worker, lease_until, started_at FROM messages
 WHERE campaign_id = %(campaign_id)s AND state = 'sending'
 ORDER BY id FOR UPDATE SKIP LOCKED;
 
@@ -141,13 +159,13 @@ SELECT min(retry_at) FROM messages WHERE campaign_id = %(campaign_id)s AND state
 
 -- name: list_messages
 SELECT id, campaign_id, row, email, variables, state, attempts, retry_at, last_verdict,
-       last_code, last_text, updated_at, ever_uncertain
+       last_code, last_text, updated_at, ever_uncertain, started_at
 FROM messages WHERE campaign_id = %(campaign_id)s
 ORDER BY row, id LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: list_messages_in_state
 SELECT id, campaign_id, row, email, variables, state, attempts, retry_at, last_verdict,
-       last_code, last_text, updated_at, ever_uncertain
+       last_code, last_text, updated_at, ever_uncertain, started_at
 FROM messages WHERE campaign_id = %(campaign_id)s AND state = %(state)s
 ORDER BY row, id LIMIT %(limit)s OFFSET %(offset)s;
 

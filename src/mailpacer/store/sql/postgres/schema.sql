@@ -41,6 +41,9 @@ CREATE TABLE messages (
     last_text         text,
     ever_uncertain    boolean NOT NULL DEFAULT false,
     updated_at        double precision NOT NULL,
+    started_at        double precision
+                      CONSTRAINT started_only_while_sending
+                      CHECK (started_at IS NULL OR state = 'sending'),
     UNIQUE (campaign_id, email),
     CHECK (state != 'deferred' OR retry_at IS NOT NULL),
     CHECK (state != 'sending' OR (worker IS NOT NULL AND lease_until IS NOT NULL))
