@@ -1,8 +1,10 @@
 """A discrete-event model of a limited SMTP server and an engine-like client driving the Pacer.
 
-The server has a concurrent-connection cap (421 greeting), a per-message service time, a token
-bucket rate limit with a burst (throttles at MAIL), a per-connection message cap and a quota per
-fixed window. The client does what the engine does: keeps ``target_connections`` connections,
+The server has a concurrent-connection cap (421 greeting), a per-message service time (longer
+when more connections than it has workers share it), a token bucket rate limit with a burst or a
+count per fixed window (Postfix anvil) or sliding window (throttles at MAIL), a per-connection
+message cap (worded as a rate, if the model says so) and a quota per fixed window. Its limits
+may change after a number of accepted messages (``later``). The client does what the engine does: keeps ``target_connections`` connections,
 ``reserve()``s before each message, ``observe()``s every outcome, reconnects at
 ``messages_per_connection`` and honours ``blocked_for()``. Time is simulated, so thousands of
 messages take milliseconds. While it runs it checks the pacer's promises and lists violations.
@@ -36,6 +38,17 @@ class ServerModel:
     per_connection: int | None = None  #: messages accepted per connection, then 421
     quota: int | None = None  #: messages per fixed window
     quota_window: float = 3600.0
+    #: a rate counted per window instead of a bucket: ``window_count`` messages per
+    #: ``window_seconds``; "fixed" starts a window at the first message after the last one ended
+    #: (anvil), "sliding" counts the messages of the last ``window_seconds``
+    window_shape: str | None = None
+    window_count: int = 50
+    window_seconds: float = 10.0
+    #: the verdict the per-connection refusal is read as (its words may say "rate")
+    per_connection_verdict: Verdict = Verdict.THROTTLE_PER_CONNECTION
+    workers: int | None = None  #: beyond this many open connections, each message takes longer
+    later: ServerModel | None = None  #: the limits after ``change_after`` accepted messages
+    change_after: int = 0
 
     @property
     def capacity(self) -> float:
@@ -45,9 +58,13 @@ class ServerModel:
         else:
             cycle = self.per_connection * self.service_time + self.connect_time
             per_connection = self.per_connection / cycle
-        capacity = self.max_connections * per_connection
+        capacity = min(self.max_connections, self.workers or 10**9) * per_connection
         if self.rate_per_second is not None:
             capacity = min(capacity, self.rate_per_second)
+        if self.window_shape is not None:
+            capacity = min(capacity, self.window_count / self.window_seconds)
+        if self.later is not None:  # what the campaign's end is measured against
+            return self.later.capacity
         return capacity
 
 
@@ -124,6 +141,8 @@ class _Sim:
         self.tokens = float(model.burst)
         self.refilled_at = 0.0
         self.window_counts: Counter[int] = Counter()
+        self.window_start: float | None = None
+        self.window_sends: list[float] = []
         # results and promise checks
         self.accepted_at: list[float] = []
         self.throttles = 0
@@ -205,13 +224,29 @@ class _Sim:
         self.at(wait, "mail", conn)
 
     # ---- the server
+    def window_full(self, now: float) -> bool:
+        m = self.m
+        if m.window_shape == "fixed":
+            if self.window_start is None or now - self.window_start >= m.window_seconds:
+                self.window_start, self.window_sends = now, []
+        else:
+            self.window_sends = [t for t in self.window_sends if t > now - m.window_seconds]
+        return len(self.window_sends) >= m.window_count
+
     def on_mail(self, conn: _Conn | None) -> None:
         assert conn is not None
         now = self.clock.now
+        if self.m.later is not None and len(self.accepted_at) >= self.m.change_after:
+            self.m = self.m.later  # the admin changed the limits
         m = self.m
         if m.per_connection is not None and conn.count >= m.per_connection:
             self.at(m.reject_time, "per_connection", conn)
             return
+        if m.window_shape is not None:
+            if self.window_full(now):
+                self.at(m.reject_time, "rate", conn)
+                return
+            self.window_sends.append(now)
         window = int(now // m.quota_window)
         if m.quota is not None and self.window_counts[window] >= m.quota:
             self.at(m.reject_time, "quota", conn)
@@ -225,7 +260,8 @@ class _Sim:
                 return
             self.tokens -= 1
         self.window_counts[window] += 1
-        self.at(m.service_time, "done", conn)
+        crowd = max(1.0, self.srv_open / m.workers) if m.workers else 1.0
+        self.at(m.service_time * crowd, "done", conn)
 
     def on_done(self, conn: _Conn | None) -> None:
         assert conn is not None
@@ -245,7 +281,7 @@ class _Sim:
             self.on_next(conn)
 
     def on_per_connection(self, conn: _Conn | None) -> None:
-        self.refused(conn, V.THROTTLE_PER_CONNECTION, closes=True)
+        self.refused(conn, self.m.per_connection_verdict, closes=True)
 
     def on_quota(self, conn: _Conn | None) -> None:
         self.refused(conn, V.QUOTA, closes=False)
