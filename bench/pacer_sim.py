@@ -19,6 +19,12 @@ from simserver import ServerModel, simulate
 from mailpacer.core.classify import Verdict
 from mailpacer.pacing.pacer import Limits
 
+#: Exchange words its per-minute limit and (on some servers) a per-session cap alike
+EXCHANGE_RATE = (
+    "421 4.4.2 Message submission rate for this client has exceeded the configured limit, "
+    "closing transmission channel"
+)
+
 MODELS = {
     "strict (2 conns, 421 greeting)": ServerModel(max_connections=2, service_time=0.1),
     "exchange-like (3 conns, 30/min)": ServerModel(
@@ -67,7 +73,7 @@ MODELS = {
         connect_time=0.1,
         per_connection=30,
         per_connection_verdict=Verdict.THROTTLE_RATE,
-        per_connection_reply="421 4.4.2 Message submission rate for this client has exceeded the configured limit, closing transmission channel",
+        per_connection_reply=EXCHANGE_RATE,
     ),
     # a sink: no stated limit, 4 workers
     "sink (4 workers, no limit)": ServerModel(max_connections=1000, service_time=0.05, workers=4),

@@ -4,7 +4,9 @@ The server has a concurrent-connection cap (421 greeting), a per-message service
 when more connections than it has workers share it), a token bucket rate limit with a burst or a
 count per fixed window (Postfix anvil) or sliding window (throttles at MAIL), a per-connection
 message cap (worded as a rate, if the model says so) and a quota per fixed window. Its limits
-may change after a number of accepted messages (``later``). The client does what the engine does: keeps ``target_connections`` connections,
+may change after a number of accepted messages (``later``).
+
+The client does what the engine does: keeps ``target_connections`` connections,
 ``reserve()``s before each message, ``observe()``s every outcome, reconnects at
 ``messages_per_connection`` and honours ``blocked_for()``. Time is simulated, so thousands of
 messages take milliseconds. While it runs it checks the pacer's promises and lists violations.

@@ -147,8 +147,11 @@ class RateControl:
     ) -> None:
         self._cfg = config
         self._ceiling_cfg = ceiling  #: a configured hard ceiling (messages per second)
+        # a persisted rate starts the pace, not the limit: it grows until this campaign's server
+        # throttles (a wrong or outdated one heals; a true one costs a throttle or two)
         self._rate = learned * config.backoff if learned else None
-        self._limit = learned  #: the server's rate as measured (or an upper bound of it)
+        self._limit: float | None = None  #: the server's rate as measured (or an upper bound)
+        self._persisted = learned  #: what an earlier campaign measured, until this one does
         self._next_slot = -math.inf
         self._binding = 0.0  #: how often a booking had to wait, smoothed
         self._accepts: collections.deque[float] = collections.deque(maxlen=256)
@@ -186,6 +189,8 @@ class RateControl:
     @property
     def learned(self) -> float | None:
         """The server's rate as far as it is known (messages per second), for the store."""
+        if self._limit is None and self._persisted is not None:
+            return max(self._persisted, self._rate or 0.0)
         return self._limit or self._rate
 
     @property
@@ -215,7 +220,7 @@ class RateControl:
     def refute(self) -> None:
         """The throttles that taught the pace were not about a rate (a cap per connection, a
         window): forget the pace and the limit; a real rate is learned again."""
-        self._rate = self._limit = self._held = None
+        self._rate = self._limit = self._held = self._persisted = None
         self._run = False
         self._growth = 1.0
         self._since_change = 0
