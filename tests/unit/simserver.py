@@ -300,6 +300,7 @@ class _Sim:
         pacer = self.pacer
         before_rate = pacer.rate_per_second or math.inf
         before_target = pacer.target_connections
+        before_refuted = pacer.refuted
         pacer.observe(
             verdict,
             open_connections=self.open,
@@ -313,16 +314,20 @@ class _Sim:
         self.max_target = max(self.max_target, target)
         self.rates.append(pacer.rate_per_second)
         now = self.clock.now
+        refuted = pacer.refuted > before_refuted  # (a pace refuted by behaviour goes back up)
+        if refuted:
+            self.after_throttle = (rate, 10**9)
         if verdict in THROTTLES:
             self.throttles += 1
-            # (a pace read as a window's doing goes back to what it was while the route waits)
-            waits = pacer.blocked_for() > 0 and target <= 1
-            if (rate > before_rate and not waits) or target > before_target:
+            if not refuted and (rate > before_rate or target > before_target):
                 self.violations.append(f"{now:.2f}: sped up on {verdict}")
         if verdict in (V.THROTTLE_RATE, V.THROTTLE_CONNECTIONS, V.QUOTA):
             # a quota probe goes out alone; once it passes, the connections it narrowed are back
             allowed = target
-            if verdict is V.QUOTA:
+            windowed = verdict is V.THROTTLE_RATE and (
+                pacer.limits.window_messages is not None or pacer.blocked_for() > 0
+            )
+            if verdict is V.QUOTA or windowed:  # (a rate window is a quota of its own)
                 allowed = self.after_throttle[1] if self.since_throttle < 5 else 10**9
             self.since_throttle = 0
             self.after_throttle = (rate, allowed)

@@ -118,6 +118,7 @@ class Pacer:
             self._window = self._rate_window(learned.window_messages, learned.window_seconds)
         self._accepted_count = 0
         self._stretch_reply: str | None = None
+        self._refuted = 0
         self._lessons: dict[str, Lesson] = {k: Lesson(k, v) for k, v in learned.evidence}
         self._quota = QuotaWindow(
             learned=learned,
@@ -185,6 +186,12 @@ class Pacer:
             window_seconds=window.learned_window if window else None,
             evidence=tuple((k, v.sentence) for k, v in self._lessons.items()),
         )
+
+    @property
+    def refuted(self) -> int:
+        """How many times behaviour refuted a pace that throttles had taught (the pace then
+        goes back up: those throttles were not about it)."""
+        return self._refuted
 
     @property
     def explanations(self) -> list[str]:
@@ -308,6 +315,7 @@ class Pacer:
         if cap is None:
             return False
         if known != cap:
+            self._refuted += 1
             self._rate.refute()  # those throttles did not come from the pace
             self._lessons.pop("rate_per_minute", None)
             self._learn(
@@ -345,6 +353,7 @@ class Pacer:
             )
         if self._rate.starved:
             reader.block(now)
+            self._refuted += 1
             self._rate.undo_run()
             self._stretch_reply = reply_text
 
@@ -357,6 +366,7 @@ class Pacer:
             return
         self._window = self._rate_window(confirmed.messages, confirmed.high, confirmed.low)
         self._window.accepted(now)
+        self._refuted += 1
         self._rate.refute()
         self._lessons.pop("rate_per_minute", None)
         self._learn(
