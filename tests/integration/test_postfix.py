@@ -51,7 +51,7 @@ def _run(*command: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def postfix() -> Iterator[Route]:
+def postfix() -> Route:
     """A running Postfix on 127.0.0.1:25 with anvil's limits, discarding what it accepts."""
     if shutil.which("postconf") is None:
         _run("apt-get", "update")
@@ -60,7 +60,7 @@ def postfix() -> Iterator[Route]:
     running = subprocess.run(["postfix", "status"], check=False, timeout=30).returncode == 0
     _run("postfix", "reload" if running else "start")
     time.sleep(2)  # (anvil and smtpd start on the first connection; the master needs a moment)
-    yield Route(host="127.0.0.1", port=25, timeout=30.0)
+    return Route(host="127.0.0.1", port=25, timeout=30.0)
 
 
 @pytest.fixture
