@@ -25,7 +25,7 @@ from mailpacer.core.route import Route
 from mailpacer.delivery.engine import Engine, EngineOptions
 from mailpacer.store import Store, open_store
 
-pytestmark = pytest.mark.postfix
+pytestmark = [pytest.mark.postfix, pytest.mark.timeout(900)]  # (apt-get, then ~2 minutes)
 
 MESSAGES = 600
 CAPACITY = 50 / 10  #: messages/s anvil allows one client
