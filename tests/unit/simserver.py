@@ -1,8 +1,12 @@
 """A discrete-event model of a limited SMTP server and an engine-like client driving the Pacer.
 
-The server has a concurrent-connection cap (421 greeting), a per-message service time, a token
-bucket rate limit with a burst (throttles at MAIL), a per-connection message cap and a quota per
-fixed window. The client does what the engine does: keeps ``target_connections`` connections,
+The server has a concurrent-connection cap (421 greeting), a per-message service time (longer
+when more connections than it has workers share it), a token bucket rate limit with a burst or a
+count per fixed window (Postfix anvil) or sliding window (throttles at MAIL), a per-connection
+message cap (worded as a rate, if the model says so) and a quota per fixed window. Its limits
+may change after a number of accepted messages (``later``).
+
+The client does what the engine does: keeps ``target_connections`` connections,
 ``reserve()``s before each message, ``observe()``s every outcome, reconnects at
 ``messages_per_connection`` and honours ``blocked_for()``. Time is simulated, so thousands of
 messages take milliseconds. While it runs it checks the pacer's promises and lists violations.
@@ -36,6 +40,19 @@ class ServerModel:
     per_connection: int | None = None  #: messages accepted per connection, then 421
     quota: int | None = None  #: messages per fixed window
     quota_window: float = 3600.0
+    #: a rate counted per window instead of a bucket: ``window_count`` messages per
+    #: ``window_seconds``; "fixed" starts a window at the first message after the last one ended
+    #: (anvil), "sliding" counts the messages of the last ``window_seconds``
+    window_shape: str | None = None
+    window_count: int = 50
+    window_seconds: float = 10.0
+    #: the verdict the per-connection refusal is read as (its words may say "rate")
+    per_connection_verdict: Verdict = Verdict.THROTTLE_PER_CONNECTION
+    per_connection_reply: str = "421 4.4.2 Error: too many messages in this connection"
+    rate_reply: str = "450 4.7.1 Error: too much mail from 127.0.0.1"
+    workers: int | None = None  #: beyond this many open connections, each message takes longer
+    later: ServerModel | None = None  #: the limits after ``change_after`` accepted messages
+    change_after: int = 0
 
     @property
     def capacity(self) -> float:
@@ -45,9 +62,13 @@ class ServerModel:
         else:
             cycle = self.per_connection * self.service_time + self.connect_time
             per_connection = self.per_connection / cycle
-        capacity = self.max_connections * per_connection
+        capacity = min(self.max_connections, self.workers or 10**9) * per_connection
         if self.rate_per_second is not None:
             capacity = min(capacity, self.rate_per_second)
+        if self.window_shape is not None:
+            capacity = min(capacity, self.window_count / self.window_seconds)
+        if self.later is not None:  # what the campaign's end is measured against
+            return self.later.capacity
         return capacity
 
 
@@ -124,6 +145,8 @@ class _Sim:
         self.tokens = float(model.burst)
         self.refilled_at = 0.0
         self.window_counts: Counter[int] = Counter()
+        self.window_start: float | None = None
+        self.window_sends: list[float] = []
         # results and promise checks
         self.accepted_at: list[float] = []
         self.throttles = 0
@@ -175,7 +198,7 @@ class _Sim:
         assert conn is not None
         self.connecting -= 1
         if not conn.admitted:
-            self.observe(V.THROTTLE_CONNECTIONS)
+            self.observe(V.THROTTLE_CONNECTIONS, reply="421 4.7.0 Error: too many connections")
         else:
             self.open += 1
             self.pacer.on_connected(self.open)
@@ -205,13 +228,29 @@ class _Sim:
         self.at(wait, "mail", conn)
 
     # ---- the server
+    def window_full(self, now: float) -> bool:
+        m = self.m
+        if m.window_shape == "fixed":
+            if self.window_start is None or now - self.window_start >= m.window_seconds:
+                self.window_start, self.window_sends = now, []
+        else:
+            self.window_sends = [t for t in self.window_sends if t > now - m.window_seconds]
+        return len(self.window_sends) >= m.window_count
+
     def on_mail(self, conn: _Conn | None) -> None:
         assert conn is not None
         now = self.clock.now
+        if self.m.later is not None and len(self.accepted_at) >= self.m.change_after:
+            self.m = self.m.later  # the admin changed the limits
         m = self.m
         if m.per_connection is not None and conn.count >= m.per_connection:
             self.at(m.reject_time, "per_connection", conn)
             return
+        if m.window_shape is not None:
+            if self.window_full(now):
+                self.at(m.reject_time, "rate", conn)
+                return
+            self.window_sends.append(now)
         window = int(now // m.quota_window)
         if m.quota is not None and self.window_counts[window] >= m.quota:
             self.at(m.reject_time, "quota", conn)
@@ -225,7 +264,8 @@ class _Sim:
                 return
             self.tokens -= 1
         self.window_counts[window] += 1
-        self.at(m.service_time, "done", conn)
+        crowd = max(1.0, self.srv_open / m.workers) if m.workers else 1.0
+        self.at(m.service_time * crowd, "done", conn)
 
     def on_done(self, conn: _Conn | None) -> None:
         assert conn is not None
@@ -234,10 +274,10 @@ class _Sim:
         self.observe(V.ACCEPTED, conn.count - 1)
         self.on_next(conn)
 
-    def refused(self, conn: _Conn | None, verdict: Verdict, closes: bool) -> None:
+    def refused(self, conn: _Conn | None, verdict: Verdict, closes: bool, reply: str) -> None:
         assert conn is not None
         self.pending += 1
-        self.observe(verdict, conn.count)
+        self.observe(verdict, conn.count, reply=reply)
         if closes:
             self.close(conn)
             self.fill()
@@ -245,24 +285,28 @@ class _Sim:
             self.on_next(conn)
 
     def on_per_connection(self, conn: _Conn | None) -> None:
-        self.refused(conn, V.THROTTLE_PER_CONNECTION, closes=True)
+        self.refused(conn, self.m.per_connection_verdict, True, self.m.per_connection_reply)
 
     def on_quota(self, conn: _Conn | None) -> None:
-        self.refused(conn, V.QUOTA, closes=False)
+        self.refused(conn, V.QUOTA, False, "550 5.4.5 Daily user sending limit exceeded")
 
     def on_rate(self, conn: _Conn | None) -> None:
-        self.refused(conn, V.THROTTLE_RATE, closes=False)
+        self.refused(conn, V.THROTTLE_RATE, False, self.m.rate_reply)
 
     # ---- telling the pacer, and checking its promises
-    def observe(self, verdict: Verdict, messages_on_connection: int = 0) -> None:
+    def observe(
+        self, verdict: Verdict, messages_on_connection: int = 0, reply: str | None = None
+    ) -> None:
         pacer = self.pacer
         before_rate = pacer.rate_per_second or math.inf
         before_target = pacer.target_connections
+        before_refuted = pacer.refuted
         pacer.observe(
             verdict,
             open_connections=self.open,
             backlog=self.backlog(),
             messages_on_connection=messages_on_connection,
+            reply_text=reply,
         )
         self.verdicts[verdict] += 1
         rate = pacer.rate_per_second or math.inf
@@ -270,14 +314,20 @@ class _Sim:
         self.max_target = max(self.max_target, target)
         self.rates.append(pacer.rate_per_second)
         now = self.clock.now
+        refuted = pacer.refuted > before_refuted  # (a pace refuted by behaviour goes back up)
+        if refuted:
+            self.after_throttle = (rate, 10**9)
         if verdict in THROTTLES:
             self.throttles += 1
-            if rate > before_rate or target > before_target:
+            if not refuted and (rate > before_rate or target > before_target):
                 self.violations.append(f"{now:.2f}: sped up on {verdict}")
         if verdict in (V.THROTTLE_RATE, V.THROTTLE_CONNECTIONS, V.QUOTA):
             # a quota probe goes out alone; once it passes, the connections it narrowed are back
             allowed = target
-            if verdict is V.QUOTA:
+            windowed = verdict is V.THROTTLE_RATE and (
+                pacer.limits.window_messages is not None or pacer.blocked_for() > 0
+            )
+            if verdict is V.QUOTA or windowed:  # (a rate window is a quota of its own)
                 allowed = self.after_throttle[1] if self.since_throttle < 5 else 10**9
             self.since_throttle = 0
             self.after_throttle = (rate, allowed)

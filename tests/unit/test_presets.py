@@ -26,6 +26,7 @@ def test_office365_limits_are_the_published_ones() -> None:
     assert limits.to_dict() == {
         "connections": 3, "rate_per_minute": 30, "messages_per_connection": None,
         "quota": 10_000, "quota_window_seconds": 86_400.0,
+        "window_messages": None, "window_seconds": None, "evidence": {},
     }  # fmt: skip
     assert "Exchange Online limits" in get_preset("office365").source
 

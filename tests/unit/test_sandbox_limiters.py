@@ -67,3 +67,28 @@ def test_quota_window_resets() -> None:
     assert quota.exhausted(104.9)
     assert not quota.exhausted(105.0)
     assert quota.used == 0
+
+
+def test_fixed_window_starts_at_the_first_message_like_anvil() -> None:
+    """A fixed window lets its whole count through at once, then refuses until it ends; the
+    next window starts at the next message, not on a clock boundary."""
+    from mailpacer.sandbox.limits import WindowCounter
+
+    window = WindowCounter(3, 10.0, "fixed")
+    assert [window.take(t) for t in (0.0, 0.1, 0.2, 0.3, 9.9)] == [True, True, True, False, False]
+    assert [window.take(t) for t in (10.0, 10.1, 10.2, 10.3)] == [True, True, True, False]
+
+
+def test_sliding_window_frees_each_slot_as_it_ages_out() -> None:
+    """A sliding window admits one more message as each counted one leaves the window."""
+    from mailpacer.sandbox.limits import WindowCounter
+
+    window = WindowCounter(2, 10.0, "sliding")
+    assert [window.take(t) for t in (0.0, 5.0, 9.0, 10.1, 10.2, 15.1)] == [
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]

@@ -24,9 +24,16 @@ class Limits:
     messages_per_connection: int | None = None
     quota: int | None = None  #: messages per quota window
     quota_window_seconds: float | None = None
+    #: a rate counted per window (Postfix anvil, per-minute counters): messages per window
+    window_messages: int | None = None
+    window_seconds: float | None = None
+    #: why each limit was learned, in words: (field name, sentence) pairs
+    evidence: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if f.name == "evidence":
+                continue
             value = getattr(self, f.name)
             if value is None:
                 continue
@@ -36,14 +43,27 @@ class Limits:
                 raise ConfigError(f"limit {f.name} must be positive, not {value!r}", key=f.name)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, ``None`` for unknown: the JSON the store keeps."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every field, ``None`` for unknown, ``evidence`` as a mapping: the JSON the store
+        keeps."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["evidence"] = dict(self.evidence)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Limits:
-        """Read :meth:`to_dict` output; unknown keys (from a newer version) are ignored."""
+        """Read :meth:`to_dict` output; unknown keys (from a newer version) are ignored, missing
+        ones (from an older version) are unknown."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names and k != "evidence"}
+        evidence = data.get("evidence")
+        if isinstance(evidence, Mapping):
+            values["evidence"] = tuple((str(k), str(v)) for k, v in evidence.items())
+        return cls(**values)
+
+    @property
+    def explanations(self) -> list[str]:
+        """Why each limit was learned, one sentence each."""
+        return [sentence for _, sentence in self.evidence]
 
     def describe(self) -> str:
         """E.g. "2 connections, about 120 messages a minute, 100 messages per connection"."""
@@ -59,6 +79,9 @@ class Limits:
             window = self.quota_window_seconds
             span = f"per {_describe_seconds(window)}" if window else "per quota window"
             parts.append(f"{self.quota} messages {span}")
+        if self.window_messages is not None and self.window_seconds is not None:
+            span = _describe_seconds(round(self.window_seconds, 1))
+            parts.append(f"{self.window_messages} messages per {span}")
         return ", ".join(parts) if parts else "no limits learned yet"
 
 

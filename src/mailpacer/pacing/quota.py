@@ -24,12 +24,18 @@ class QuotaWindow:
     """
 
     def __init__(
-        self, *, learned: Limits, ceilings: Limits, first_wait: float, max_wait: float
+        self,
+        *,
+        learned: Limits,
+        ceilings: Limits,
+        first_wait: float,
+        max_wait: float,
+        low: float | None = None,
     ) -> None:
         self._told_quota, self._told_window = ceilings.quota, ceilings.quota_window_seconds
         self.learned_quota = learned.quota  #: messages one window let through
         self.learned_window = learned.quota_window_seconds  #: an upper bound of the window
-        self._low: float | None = None  #: the window is longer than this
+        self._low: float | None = low  #: the window is longer than this
         self._first_wait, self._max_wait = first_wait, max_wait
         self._wait = first_wait
         self._sends: collections.deque[float] = collections.deque(maxlen=100_000)

@@ -34,6 +34,9 @@ class RateConfig:
     window_messages: int = 20  #: how many recent accepted messages "the rate that passed" spans
     probe_every: int = 40  #: accepted messages between two careful increases
     probe_step: float = 0.01  #: a careful increase: this fraction of the rate
+    #: each probe that holds doubles the next one's step, up to this many times ``probe_step``:
+    #: a wrong or outdated limit heals within a few hundred messages
+    max_growth: float = 32.0
     min_per_second: float = 1 / 3600
     anchor_seconds: float = 120.0  #: how far back a throttle still times the server's rate
 
@@ -144,15 +147,19 @@ class RateControl:
     ) -> None:
         self._cfg = config
         self._ceiling_cfg = ceiling  #: a configured hard ceiling (messages per second)
+        # a persisted rate starts the pace, not the limit: it grows until this campaign's server
+        # throttles (a wrong or outdated one heals; a true one costs a throttle or two)
         self._rate = learned * config.backoff if learned else None
-        self._limit = learned  #: the server's rate as measured (or an upper bound of it)
+        self._limit: float | None = None  #: the server's rate as measured (or an upper bound)
+        self._persisted = learned  #: what an earlier campaign measured, until this one does
         self._next_slot = -math.inf
         self._binding = 0.0  #: how often a booking had to wait, smoothed
         self._accepts: collections.deque[float] = collections.deque(maxlen=256)
         self._since_change = 0
         self._growth = 1.0
         self._held: float | None = None  #: the pace before the last increase (it held)
-        self._hold = 4  #: at the limit, wait this many probe periods before probing past it
+        #: at the limit, wait this many probe periods before probing past it
+        self._hold = 1 if learned else 4
         # bookings and outcomes
         self._booked = 0
         self._answered = 0
@@ -169,6 +176,8 @@ class RateControl:
         self._run_boundary = 0
         self._run_first: float | None = None
         self._run_times: list[float] = []
+        self._run_refused = self._run_accepted = 0  #: outcomes of messages booked in the run
+        self._before_run: tuple[float | None, float | None] = (None, None)  #: pace, limit
         self.needed_connections: int | None = None  #: connections the pace needs, when it binds
 
     @property
@@ -180,6 +189,8 @@ class RateControl:
     @property
     def learned(self) -> float | None:
         """The server's rate as far as it is known (messages per second), for the store."""
+        if self._limit is None and self._persisted is not None:
+            return max(self._persisted, self._rate or 0.0)
         return self._limit or self._rate
 
     @property
@@ -191,6 +202,31 @@ class RateControl:
     def outstanding(self) -> int:
         """Bookings not answered yet: messages on their way (at most one per connection)."""
         return max(0, self._booked - self._answered)
+
+    @property
+    def starved(self) -> bool:
+        """True when, in a run of throttles, messages booked after the last cut were all refused:
+        slowing down made no room, so what limits the route is not this pace."""
+        return self._run and self._run_refused >= 2 and not self._run_accepted
+
+    def undo_run(self) -> None:
+        """The run's throttles did not come from the pace (the server counts per window): the
+        pace and limit go back to what they were before it."""
+        self._rate, self._limit = self._before_run
+        self._run = False
+        self._booked_at_cut = self._booked
+        self._next_slot = -math.inf
+
+    def refute(self) -> None:
+        """The throttles that taught the pace were not about a rate (a cap per connection, a
+        window): forget the pace and the limit; a real rate is learned again."""
+        self._rate = self._limit = self._held = self._persisted = None
+        self._run = False
+        self._growth = 1.0
+        self._since_change = 0
+        self._booked_at_cut = self._booked
+        self.needed_connections = None
+        self._next_slot = -math.inf
 
     @property
     def probing(self) -> bool:
@@ -217,6 +253,9 @@ class RateControl:
         if accepted:
             self._sample_latency(now)
             self._timer.accepted(now - (self.latency or 0.0))
+        if self._run and self._answered > self._run_boundary:
+            self._run_accepted += accepted
+            self._run_refused += not accepted
         if self._run_first is None and self._answered > self._run_boundary:
             self._run_first = now  # the first answer to a message booked during the run
         if self._answered > self._booked_at_cut:
@@ -278,7 +317,7 @@ class RateControl:
                 self._hold = 4  # the last probe held: the limit moved, probe again soon
             self._limit = rate
             new = rate * (1 + step * self._growth)
-            self._growth = min(self._growth * 2, 4.0)
+            self._growth = min(self._growth * 2, self._cfg.max_growth)
         elif rate < backoff * limit * (1 - step):  # well below the limit: recover quickly
             if done < every // 4:
                 return
@@ -351,10 +390,12 @@ class RateControl:
         return self._cfg.backoff * estimate.middle
 
     def _first_cut(self, rate: float | None, estimate: Timed | None) -> float:
+        self._before_run = (self._rate, self._limit)
         self._run = True
         self._run_boundary = self._booked
         self._run_first = None
         self._run_times = []
+        self._run_refused = self._run_accepted = 0
         measured = self._recent()
         limit = self._limit
         if estimate is not None:  # timed since an earlier throttle: the best measure there is

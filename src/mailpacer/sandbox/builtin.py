@@ -175,6 +175,54 @@ _ALL = (
         rate_reply="550 Ip frequency limited.",
     ),
     Profile(
+        name="anvil",
+        description=(
+            "Postfix anvil: 2 connections, 50 messages per 10 s window per IP, counted from "
+            "the window's first message (450 4.7.1 until it ends)"
+        ),
+        hostname="mx.anvil.sandbox.mailpacer.test",
+        banner="ESMTP Postfix (Debian/GNU)",
+        greeting_latency=0.002,
+        command_latency=0.002,
+        data_latency=0.006,
+        max_connections=2,
+        rate_per_minute=300.0,
+        rate_shape="fixed",
+        rate_window_seconds=10.0,
+    ),
+    Profile(
+        name="cap-worded-as-rate",
+        description=(
+            "misleading words: 3 connections, 30 messages per connection, refused with "
+            "Exchange's per-minute rate wording"
+        ),
+        hostname="mx.misleading.sandbox.mailpacer.test",
+        banner="Microsoft ESMTP MAIL Service ready",
+        greeting_latency=0.010,
+        command_latency=0.005,
+        data_latency=0.028,
+        max_connections=3,
+        max_messages_per_connection=30,
+        per_connection_reply=(
+            "421 4.4.2 Message submission rate for this client has exceeded the configured "
+            "limit, closing transmission channel"
+        ),
+    ),
+    Profile(
+        name="sliding-window",
+        description="3 connections, 600 messages per sliding 20 s window per IP",
+        hostname="mx.sliding.sandbox.mailpacer.test",
+        banner="ESMTP",
+        greeting_latency=0.002,
+        command_latency=0.002,
+        data_latency=0.006,
+        max_connections=3,
+        rate_per_minute=1800.0,
+        rate_shape="sliding",
+        rate_window_seconds=20.0,
+        rate_reply="451 4.7.1 Too many messages, slow down",
+    ),
+    Profile(
         name="unlimited",
         description="no limits, no latency: as fast as the sandbox goes",
         hostname="mx.unlimited.sandbox.mailpacer.test",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 from collections import Counter
 
@@ -55,16 +56,52 @@ class TokenBucket:
         return False
 
 
-class RateLimiter:
-    """One token bucket per client IP (messages per minute, with a burst)."""
+class WindowCounter:
+    """``count`` messages per window; "fixed" starts a window at the first message after the
+    last one ended (Postfix anvil's ``anvil_rate_time_unit``), "sliding" counts the last
+    ``seconds``."""
 
-    def __init__(self, per_minute: float, burst: int) -> None:
+    def __init__(self, count: int, seconds: float, shape: str) -> None:
+        self.count, self.seconds, self.shape = count, seconds, shape
+        self._start: float | None = None
+        self._times: collections.deque[float] = collections.deque()
+
+    def take(self, now: float) -> bool:
+        """Count one message if the window has room."""
+        if self.shape == "fixed":
+            if self._start is None or now - self._start >= self.seconds:
+                self._start = now
+                self._times.clear()
+        else:
+            while self._times and self._times[0] <= now - self.seconds:
+                self._times.popleft()
+        if len(self._times) >= self.count:
+            return False
+        self._times.append(now)
+        return True
+
+
+class RateLimiter:
+    """Per client IP: a token bucket (messages per minute, with a burst), or a count per fixed
+    or sliding window of ``window`` seconds (``per_minute * window / 60`` messages)."""
+
+    def __init__(
+        self, per_minute: float, burst: int, *, shape: str = "bucket", window: float = 60.0
+    ) -> None:
         self.rate = per_minute / 60.0
         self.burst = burst
+        self.shape, self.window = shape, window
         self._buckets: dict[str, TokenBucket] = {}
+        self._windows: dict[str, WindowCounter] = {}
 
     def allow(self, ip: str, now: float) -> bool:
         """True when ``ip`` may start one more message now."""
+        if self.shape != "bucket":
+            counter = self._windows.get(ip)
+            if counter is None:
+                count = max(1, round(self.rate * self.window))
+                counter = self._windows[ip] = WindowCounter(count, self.window, self.shape)
+            return counter.take(now)
         bucket = self._buckets.get(ip)
         if bucket is None:
             bucket = self._buckets[ip] = TokenBucket(self.rate, self.burst, now)

@@ -97,6 +97,10 @@ class Profile:
     rate_per_minute: float | None = None
     rate_burst: int = 1
     rate_reply: str = "450 4.7.1 Error: too much mail from {ip}"
+    #: how the rate is counted: a token bucket, or ``rate_per_minute * rate_window_seconds / 60``
+    #: messages per fixed window (Postfix anvil: it starts at the first message) or sliding one
+    rate_shape: Literal["bucket", "fixed", "sliding"] = "bucket"
+    rate_window_seconds: float = 60.0
 
     #: probability that a message is refused after DATA with ``fault_reply`` (seeded)
     fault_probability: float = 0.0
@@ -143,6 +147,10 @@ class Profile:
                 raise UsageError(f"profile {self.name}: {field_name} must be >= 1 or None")
         if self.rate_per_minute is not None and self.rate_per_minute <= 0:
             raise UsageError(f"profile {self.name}: rate_per_minute must be > 0 or None")
+        if self.rate_shape not in ("bucket", "fixed", "sliding"):
+            raise UsageError(f"profile {self.name}: rate_shape must be bucket, fixed or sliding")
+        if self.rate_window_seconds <= 0:
+            raise UsageError(f"profile {self.name}: rate_window_seconds must be > 0")
         if self.rate_burst < 1:
             raise UsageError(f"profile {self.name}: rate_burst must be >= 1")
         if self.greylist_seconds is not None and self.greylist_seconds < 0:
@@ -245,7 +253,13 @@ class Profile:
                 else "MAIL: connection closed without a reply"
             )
             out.append(f"{cap} messages per connection, then {refusal}")
-        if self.rate_per_minute is not None:
+        if self.rate_per_minute is not None and self.rate_shape != "bucket":
+            count = max(1, round(self.rate_per_minute * self.rate_window_seconds / 60))
+            out.append(
+                f"{count} messages per {self.rate_shape} window of {self.rate_window_seconds:g} s "
+                f"per IP, then MAIL: {self.reply(self.rate_reply)}"
+            )
+        elif self.rate_per_minute is not None:
             out.append(
                 f"{self.rate_per_minute:g} messages/minute per IP (burst "
                 f"{self.rate_burst}), then MAIL: {self.reply(self.rate_reply)}"

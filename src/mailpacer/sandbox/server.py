@@ -57,7 +57,12 @@ class SandboxState:
         self.clock = clock
         self.slots = ConnectionSlots(profile.max_connections)
         self.rate = (
-            RateLimiter(profile.rate_per_minute, profile.rate_burst)
+            RateLimiter(
+                profile.rate_per_minute,
+                profile.rate_burst,
+                shape=profile.rate_shape,
+                window=profile.rate_window_seconds,
+            )
             if profile.rate_per_minute is not None
             else None
         )
