@@ -11,8 +11,8 @@ import threading
 import pytest
 from test_store_contract import NOW, Backend, campaign, claim, out, states
 
-from mailpacer.core.errors import InvalidTransition, NotFound, StateConflict
-from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.core.errors import InvalidTransition, NotFound
+from mailpacer.core.states import CampaignState, MessageState, StateConflict
 from mailpacer.store import Store
 
 M = MessageState

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mailpacer.core.errors import NotFound, StateConflict, StoreError
-from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.core.errors import NotFound, StoreError
+from mailpacer.core.states import CampaignState, MessageState, StateConflict
 from mailpacer.store import (
     AsyncStore,
     MemoryStore,

@@ -131,6 +131,8 @@ def _print_report(report: Report, *, as_json: bool) -> None:
     )
     if report.limits_text:
         err.print(f"  learned: {report.limits_text}")
+    for sentence in report.explanations:
+        err.print(f"    {sentence}")
     for failure in report.failures[:20]:
         err.print(f"  [red]failed[/] {failure.email}: {failure.code or ''} {failure.reason}")
     if len(report.failures) > 20:

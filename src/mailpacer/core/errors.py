@@ -7,12 +7,7 @@ the boundary where they occur.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mailpacer.core.states import CampaignState
 
 
 class MailpacerError(Exception):
@@ -116,29 +111,6 @@ class InvalidTransition(StoreError):
         self.kind = kind
         self.old = old
         self.new = new
-
-
-class StateConflict(InvalidTransition):
-    """A compare-and-set campaign state change found the campaign in another state than the
-    caller expected (someone else changed it first); nothing was written. ``current`` is the
-    state it is in now."""
-
-    def __init__(
-        self,
-        campaign_id: int,
-        current: CampaignState,
-        new: CampaignState,
-        expected: Collection[CampaignState],
-    ) -> None:
-        super().__init__("campaign", current.value, new.value)
-        wanted = " or ".join(repr(s.value) for s in sorted(expected)) or "no state at all"
-        self.args = (
-            f"campaign {campaign_id} is {current.value!r} (expected {wanted}):"
-            f" it was not set to {new.value!r}",
-        )
-        self.campaign_id = campaign_id
-        self.current = current
-        self.expected = frozenset(expected)
 
 
 class NotFound(MailpacerError, LookupError):

@@ -6,6 +6,7 @@ writes a state; any other change raises :class:`~mailpacer.core.errors.InvalidTr
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 
 from mailpacer.core.errors import InvalidTransition
@@ -84,3 +85,26 @@ def check_campaign_transition(old: CampaignState, new: CampaignState) -> None:
     """Raise :class:`InvalidTransition` unless ``old → new`` is in the campaign table."""
     if new not in CAMPAIGN_TRANSITIONS[old]:
         raise InvalidTransition("campaign", old.value, new.value)
+
+
+class StateConflict(InvalidTransition):
+    """A compare-and-set campaign state change found the campaign in another state than the
+    caller expected (someone else changed it first); nothing was written. ``current`` is the
+    state it is in now."""
+
+    def __init__(
+        self,
+        campaign_id: int,
+        current: CampaignState,
+        new: CampaignState,
+        expected: Collection[CampaignState],
+    ) -> None:
+        super().__init__("campaign", current.value, new.value)
+        wanted = " or ".join(repr(s.value) for s in sorted(expected)) or "no state at all"
+        self.args = (
+            f"campaign {campaign_id} is {current.value!r} (expected {wanted}):"
+            f" it was not set to {new.value!r}",
+        )
+        self.campaign_id = campaign_id
+        self.current = current
+        self.expected = frozenset(expected)

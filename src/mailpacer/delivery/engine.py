@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mailpacer.config.campaign import CampaignSettings
-from mailpacer.core.errors import StateConflict, UsageError
+from mailpacer.core.errors import UsageError
 from mailpacer.core.events import Emitter, Event, EventKind, Observer
 from mailpacer.core.limits import Limits
-from mailpacer.core.states import CampaignState, MessageState
+from mailpacer.core.states import CampaignState, MessageState, StateConflict
 from mailpacer.delivery.campaign_run import CampaignRun
 from mailpacer.delivery.lease import is_alive, worker_identity
 from mailpacer.delivery.report import Report, build_report
@@ -404,6 +404,10 @@ class Engine:
                     EventKind.LIMITS,
                     run.campaign.id,
                     time.time(),
-                    {"limits": route.pacer.limits.to_dict(), "text": said},
+                    {
+                        "limits": route.pacer.limits.to_dict(),
+                        "text": said,
+                        "explanations": route.pacer.explanations,
+                    },
                 )
             )

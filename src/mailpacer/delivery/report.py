@@ -48,6 +48,7 @@ class Report:
     throttles: int  #: throttle or quota replies in this run
     limits: dict[str, Any]
     limits_text: str
+    explanations: list[str] = field(default_factory=list)  #: why each limit was learned
     route_error: str | None = None
     failures: list[Failure] = field(default_factory=list)
 
@@ -113,6 +114,7 @@ def build_report(
         throttles=throttles_this_run,
         limits=limits.to_dict(),
         limits_text=limits.describe(),
+        explanations=limits.explanations,
         route_error=route_error,
         failures=failures,
     )

@@ -279,6 +279,7 @@ class RouteRuntime:
             open_connections=self.open,
             backlog=self._ready() > 0,
             retry_after=result.retry_after,
+            reply_text=_said(reply),
         )
         text = f"{reply.code or ''} {reply.text}".strip()
         throttled = verdict in ROUTE_THROTTLES
@@ -315,6 +316,7 @@ class RouteRuntime:
             backlog=self._ready() > 0,
             messages_on_connection=reply.messages_on_connection,
             retry_after=result.retry_after,
+            reply_text=_said(reply),
         )
         run.record(message, reply, result)
         if verdict is V.ROUTE_FAILURE:
@@ -329,3 +331,8 @@ def _describe(error: BaseException | None) -> str:
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
     return f"{type(error).__name__}: {error}"
+
+
+def _said(reply: Reply) -> str:
+    """The reply as the pacer quotes it: ``"421 4.4.2 ..."``, or ``""`` when none came."""
+    return f"{reply.code} {reply.text}" if reply.code is not None else ""

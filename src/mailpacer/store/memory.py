@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from mailpacer.core.errors import NotFound, StateConflict, StoreError
+from mailpacer.core.errors import NotFound, StoreError
 from mailpacer.core.states import (
     CampaignState,
     MessageState,
+    StateConflict,
     check_campaign_transition,
     check_message_transition,
 )

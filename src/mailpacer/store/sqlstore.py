@@ -17,10 +17,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
-from mailpacer.core.errors import NotFound, StateConflict, StoreError
+from mailpacer.core.errors import NotFound, StoreError
 from mailpacer.core.states import (
     CampaignState,
     MessageState,
+    StateConflict,
     check_campaign_transition,
     check_message_transition,
 )
