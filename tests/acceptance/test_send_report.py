@@ -115,7 +115,8 @@ def test_pause_from_another_process_then_resume_finishes(tmp_path: Path, sandbox
 def test_cancel_from_another_process(tmp_path: Path, sandbox: Any) -> None:
     """`mailpacer cancel ID` while sending: the send stops (exit 1, cancelled), the unsent
     messages are cancelled, in-flight ones are recorded (the sandbox got exactly the sent ones),
-    and a cancelled campaign stays cancelled in `status --json`.
+    and a cancelled campaign stays cancelled in `status --json`; the numbers `cancel` prints are
+    the report's (issue 14.2: it waits for the in-flight messages to settle).
 
     One connection at 0.1 s a message keeps the ~10 messages this engine has claimed busy for
     longer than its 0.5 s state poll, so the engine sees the cancel before it runs dry (the other
@@ -131,10 +132,15 @@ def test_cancel_from_another_process(tmp_path: Path, sandbox: Any) -> None:
     finally:
         proc.kill()
     assert cancelled.returncode == 0, cancelled.stderr
-    assert re.search(r"campaign 1 cancelled; \d+ unsent messages cancelled", cancelled.stderr)
+    said = re.search(
+        r"campaign 1 cancelled; (\d+) unsent messages cancelled, (\d+) sent", cancelled.stderr
+    )
+    assert said, cancelled.stderr
     assert proc.returncode == 1, err
     report = last_json(out)
     assert report["state"] == "cancelled" and report["cancelled"] > 0
+    # issue 14.2: one truth: `cancel` waits for the in-flight messages, so its numbers are final
+    assert (int(said[1]), int(said[2])) == (report["cancelled"], report["sent"])
     assert report["sent"] + report["failed"] + report["cancelled"] == report["total"] == 30
     assert report["sent"] == len(sb.messages)
     status = last_json(mailpacer("status", "1", "--db", db, "--json", cwd=tmp_path).stdout)
