@@ -175,6 +175,7 @@ def _scan(
             continue
         else:
             seen[key] = row
+        sample_code: str | None = None
         for i in header_at:
             if "\r" in cells[i] or "\n" in cells[i]:
                 bad.add(
@@ -202,8 +203,8 @@ def _scan(
                 first_row.setdefault(language.code, row)
                 affected[language.code] = affected.get(language.code, 0) + 1
                 bad.bad_rows.add(row)
-            elif language.code not in samples and row not in bad.bad_rows:
-                samples[language.code] = (row, make_recipient(header, row, cells).variables)
+            elif language.code not in samples:
+                sample_code = language.code
         if attachment_at is not None and (path := cells[attachment_at].strip()):
             if path not in attachments:
                 try:
@@ -213,6 +214,10 @@ def _scan(
                     attachments[path] = f"attachment {exc}"
             if (reason := attachments[path]) is not None:
                 bad.add(row, reason)
+        # the sample of a language is its first row that passed *every* check above: a row
+        # already reported (a missing attachment) must not fail the template's test render too
+        if sample_code is not None and row not in bad.bad_rows:
+            samples[sample_code] = (row, make_recipient(header, row, cells).variables)
     mismatches = []
     for code, variables in missing.items():
         if code not in first_row:
