@@ -28,6 +28,9 @@ from mailpacer.store.sql import (
 if TYPE_CHECKING:
     from conftest import PgServer
 
+#: the newest migration shipped; tests add theirs after it
+LATEST = migrations()[-1].version
+
 
 def connect(path: Path) -> sqlite3.Connection:
     """A plain autocommit connection, as the store uses."""
@@ -74,24 +77,26 @@ def test_version_is_recorded_and_nothing_runs_twice(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     SqliteStore(path).close()
     first = connect(path).execute("SELECT version, name FROM schema_version").fetchall()
-    assert first == [(m.version, m.name) for m in migrations()] == [(1, "initial")]
+    assert first == [(m.version, m.name) for m in migrations()]
+    assert first[0] == (1, "initial") and (3, "suppressions") in first
     SqliteStore(path).close()
     conn = connect(path)
     assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (len(migrations()),)
     assert migrate(conn, "m.db") == []
-    assert schema_version(conn) == len(migrations())
+    assert schema_version(conn) == migrations()[-1].version
 
 
 def test_a_later_migration_is_applied_once_in_order(tmp_path: Path) -> None:
-    """A file at version 1 gets only the new migration, once."""
+    """A file at the latest version gets only the new migration, once."""
     path = tmp_path / "m.db"
     SqliteStore(path).close()
-    steps = (*migrations(), Migration(2, "add_notes", "ALTER TABLE campaigns ADD notes TEXT;"))
+    notes = Migration(LATEST + 1, "add_notes", "ALTER TABLE campaigns ADD notes TEXT;")
+    steps = (*migrations(), notes)
     conn = connect(path)
-    assert migrate(conn, "m.db", steps) == [2]
+    assert migrate(conn, "m.db", steps) == [LATEST + 1]
     assert migrate(conn, "m.db", steps) == []
     assert "notes" in [c[1] for c in conn.execute("PRAGMA table_info(campaigns)")]
-    assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+    assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (LATEST + 1,)
 
 
 def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
@@ -101,15 +106,15 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     broken = "CREATE TABLE half (x INTEGER);\nINSERT INTO no_such_table VALUES (1);"
     steps = (
         *migrations(),
-        Migration(2, "fine", "CREATE TABLE fine (x INTEGER);"),
-        Migration(3, "broken", broken),
+        Migration(LATEST + 1, "fine", "CREATE TABLE fine (x INTEGER);"),
+        Migration(LATEST + 2, "broken", broken),
     )
     conn = connect(path)
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         migrate(conn, "m.db", steps)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert not {"fine", "half"} & tables
-    assert schema_version(conn) == 1 and not conn.in_transaction
+    assert schema_version(conn) == LATEST and not conn.in_transaction
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
@@ -119,7 +124,7 @@ def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     conn = connect(path)
     conn.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
     conn.close()
-    with pytest.raises(StoreError, match=r"new\.db has schema version 99.*up to version 1"):
+    with pytest.raises(StoreError, match=rf"new\.db has schema version 99.*up to version {LATEST}"):
         open_store(path)
     assert schema_version(connect(path)) == 99
 
@@ -164,11 +169,31 @@ def test_open_store_refuses_what_it_cannot_open(url: str, message: str) -> None:
         open_store(url)
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
-    """Migration files are found, numbered 1..N, each with SQL in it."""
+def test_migrations_are_numbered_from_one_each_once() -> None:
+    """Migration files are found, numbered from 1 in increasing order (a gap is allowed: two
+    branches add 0002 and 0003 independently), each with SQL in it."""
     found = migrations()
-    assert [m.version for m in found] == list(range(1, len(found) + 1))
-    assert all(split_statements(m.sql) for m in found)
+    versions = [m.version for m in found]
+    assert versions[0] == 1 and versions == sorted(set(versions))
+    assert 3 in versions and all(split_statements(m.sql) for m in found)
+
+
+def test_a_missing_lower_migration_is_applied_after_a_higher_one(tmp_path: Path) -> None:
+    """A file migrated by code that had 0001 and 0003 gets 0002 when code with all three opens
+    it (branches merged in either order), and nothing twice."""
+    path = tmp_path / "m.db"
+    SqliteStore(path).close()  # 1 and 3 (and 2, once another branch's 0002 is merged)
+    conn = connect(path)
+    conn.execute("DELETE FROM schema_version WHERE version = 2")
+    steps = sorted(
+        {*migrations(), Migration(2, "other_branch", "CREATE TABLE other_branch (x INTEGER);")}
+        - {m for m in migrations() if m.version == 2},
+        key=lambda m: m.version,
+    )
+    assert migrate(conn, "m.db", steps) == [2]
+    assert migrate(conn, "m.db", steps) == []
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions[:3] == [1, 2, 3]
 
 
 class _AnyParams(dict[str, Any]):
@@ -278,7 +303,8 @@ def test_pg_migrations_rebuild_the_schema(pg_server: PgServer) -> None:
         pg_server.drop(described)
     assert got == expected
     tables = {row[0] for row in got["columns"]}
-    assert tables == {"schema_version", "campaigns", "messages", "attempts", "routes", "events"}
+    assert {"schema_version", "campaigns", "messages", "attempts", "routes", "events"} <= tables
+    assert "suppressions" in tables
     assert len(got["indexes"]) >= 10 and len(got["constraints"]) >= 15
 
 
@@ -286,29 +312,30 @@ def test_pg_version_is_recorded_and_nothing_runs_twice(pg_empty: tuple[str, str]
     """Opening the store migrates once; reopening and migrating again apply nothing."""
     _, url = pg_empty
     store = PostgresStore(url)
-    assert repr(store).endswith("schema=1>")
+    assert repr(store).endswith(f"schema={LATEST}>")
     store.close()
     PostgresStore(url).close()
     with pg_connect(url) as conn:
         found = conn.execute("SELECT version, name FROM schema_version").fetchall()
-        assert found == [(m.version, m.name) for m in migrations("postgres")] == [(1, "initial")]
+        assert found == [(m.version, m.name) for m in migrations("postgres")]
+        assert found[0] == (1, "initial") and (3, "suppressions") in found
         assert migrate_postgres(conn, "m") == []
-        assert pg_schema_version(conn) == 1
+        assert pg_schema_version(conn) == LATEST
 
 
 def test_pg_a_later_migration_is_applied_once_in_order(pg_empty: tuple[str, str]) -> None:
-    """A database at version 1 gets only the new migration, once."""
+    """A database at the latest version gets only the new migration, once."""
     name, url = pg_empty
     PostgresStore(url).close()
     steps = (
         *migrations("postgres"),
-        Migration(2, "add_notes", "ALTER TABLE campaigns ADD notes text;\nSELECT 1;"),
+        Migration(LATEST + 1, "add_notes", "ALTER TABLE campaigns ADD notes text;\nSELECT 1;"),
     )
     with pg_connect(url) as conn:
-        assert migrate_postgres(conn, "m", steps) == [2]
+        assert migrate_postgres(conn, "m", steps) == [LATEST + 1]
         assert migrate_postgres(conn, "m", steps) == []
         assert "notes" in {row[2] for row in pg_structure(conn, name)["columns"]}
-        assert pg_schema_version(conn) == 2
+        assert pg_schema_version(conn) == LATEST + 1
 
 
 def test_pg_a_failing_migration_leaves_the_database_as_it_was(pg_empty: tuple[str, str]) -> None:
@@ -317,9 +344,11 @@ def test_pg_a_failing_migration_leaves_the_database_as_it_was(pg_empty: tuple[st
     PostgresStore(url).close()
     steps = (
         *migrations("postgres"),
-        Migration(2, "fine", "CREATE TABLE fine (x integer);"),
+        Migration(LATEST + 1, "fine", "CREATE TABLE fine (x integer);"),
         Migration(
-            3, "broken", "CREATE TABLE half (x integer);\nINSERT INTO no_such_table VALUES (1);"
+            LATEST + 2,
+            "broken",
+            "CREATE TABLE half (x integer);\nINSERT INTO no_such_table VALUES (1);",
         ),
     )
     with pg_connect(url) as conn:
@@ -327,7 +356,7 @@ def test_pg_a_failing_migration_leaves_the_database_as_it_was(pg_empty: tuple[st
             migrate_postgres(conn, "m", steps)
         tables = {row[0] for row in pg_structure(conn, name)["columns"]}
         assert not {"fine", "half"} & tables
-        assert pg_schema_version(conn) == 1 and conn.info.transaction_status.name == "IDLE"
+        assert pg_schema_version(conn) == LATEST and conn.info.transaction_status.name == "IDLE"
 
 
 def test_pg_a_newer_schema_is_refused_with_a_clear_error(pg_empty: tuple[str, str]) -> None:
@@ -336,7 +365,7 @@ def test_pg_a_newer_schema_is_refused_with_a_clear_error(pg_empty: tuple[str, st
     PostgresStore(url).close()
     with pg_connect(url) as conn:
         conn.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
-    with pytest.raises(StoreError, match=r"has schema version 99.*up to version 1"):
+    with pytest.raises(StoreError, match=rf"has schema version 99.*up to version {LATEST}"):
         open_store(url)
     with pg_connect(url) as conn:
         assert pg_schema_version(conn) == 99

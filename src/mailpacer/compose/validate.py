@@ -16,12 +16,8 @@ from pathlib import Path
 
 from mailpacer.compose.attachments import AttachmentError, resolve_inside
 from mailpacer.compose.composer import Composer
-from mailpacer.compose.recipients import (
-    AddressChecker,
-    RecipientsFile,
-    make_recipient,
-    ragged_problem,
-)
+from mailpacer.compose.recipients import AddressChecker, RecipientsFile, make_recipient
+from mailpacer.compose.tables import TableFormat
 from mailpacer.compose.template import Language, Template, load_template
 from mailpacer.core.errors import InputError, Problem
 
@@ -87,6 +83,7 @@ def validate_campaign(
     sender: str,
     check_dns: bool = False,
     skip_invalid: bool = False,
+    fmt: TableFormat | None = None,
 ) -> CampaignCheck:
     """Check the whole campaign; never raises for bad input, see :meth:`CampaignCheck.ok`."""
     result = CampaignCheck(skip_invalid=skip_invalid)
@@ -103,7 +100,7 @@ def validate_campaign(
         )
         result.fatal = True
     try:
-        source = RecipientsFile(Path(recipients_csv))
+        source = RecipientsFile(Path(recipients_csv), fmt)
     except InputError as exc:
         result.problems.extend(exc.problems)
         result.fatal = True
@@ -154,7 +151,7 @@ def _scan(
     for row, cells in source.rows():
         result.rows += 1
         if len(cells) != width:
-            bad.add(row, ragged_problem(name, row, len(cells), width).message)
+            bad.add(row, source.ragged(row, cells).message)
             continue
         email = cells[email_at].strip()
         key = email.lower()

@@ -24,6 +24,8 @@ from mailpacer.store.base import (
     NewMessage,
     Outcome,
     Store,
+    SuppressionRecord,
+    is_hard_bounce,
     is_throttle,
 )
 from mailpacer.store.sqlite import SqliteStore
@@ -46,6 +48,8 @@ __all__ = [
     "PostgresStore",
     "SqliteStore",
     "Store",
+    "SuppressionRecord",
+    "is_hard_bounce",
     "is_throttle",
     "open_store",
 ]
