@@ -8,18 +8,22 @@ format, these move there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailpacer.compose import CampaignCheck, Composer, iter_recipients, load_template
 from mailpacer.compose.tables import TableFormat
+from mailpacer.compose.template import Template
+from mailpacer.compose.unsubscribe import OneClick, check_base_url, secret_from_env
 from mailpacer.compose.validate import validate_campaign
 from mailpacer.delivery.runner import SendSettings, envelope_address
 from mailpacer.store import CampaignRecord, NewMessage, Store
 
 #: the key of a campaign's stored options that keeps how its list is read (for resume / retry)
 FORMAT_KEY = "recipients_format"
+#: the key of the stored options that keeps the one-click unsubscribe base URL
+UNSUBSCRIBE_KEY = "unsubscribe_url"
 #: recipients looked up in the suppression list per query
 SUPPRESSION_BATCH = 1000
 
@@ -69,16 +73,32 @@ def check_input(settings: SendSettings, fmt: TableFormat) -> CampaignCheck:
     return result
 
 
+def one_click_for(
+    url: str | None, template: Template | None, env: Mapping[str, str]
+) -> OneClick | None:
+    """The campaign's one-click unsubscribe link maker: ``url`` (``--unsubscribe-url``, or as
+    stored), else the template's ``unsubscribe_url``; None when neither is given."""
+    source = "--unsubscribe-url"
+    if url is None and template is not None and template.unsubscribe_url:
+        url, source = template.unsubscribe_url, f"{template.directory}/template.toml"
+    if url is None:
+        return None
+    return OneClick(check_base_url(url, source=source), secret_from_env(env))
+
+
 def prepare_campaign(
     store: Store,
     settings: SendSettings,
     checked: CampaignCheck,
     fmt: TableFormat,
+    one_click: OneClick | None = None,
 ) -> Prepared:
     """Create (or find) the campaign, store its messages but the suppressed ones, and build the
     composer."""
     key = settings.campaign_key()
     options = {**settings.stored_options(), FORMAT_KEY: format_options(fmt)}
+    if one_click is not None:
+        options[UNSUBSCRIBE_KEY] = one_click.base_url
     campaign, _ = store.get_or_create_campaign(
         key,
         name=settings.name or settings.recipients.stem,
@@ -93,6 +113,7 @@ def prepare_campaign(
         sender=settings.sender,
         campaign_key=key,
         base_dir=settings.recipients.resolve().parent,
+        one_click=one_click,
     )
     return Prepared(campaign, composer, suppressed)
 

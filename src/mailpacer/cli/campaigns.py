@@ -7,6 +7,7 @@ They open an existing database only (a mistyped ``--db`` is an error, not a new 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,10 +16,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailpacer.cli.send import db_option, err, json_option, run_engine
+from mailpacer.cli.campaign_input import (
+    UNSUBSCRIBE_KEY,
+    check_input,
+    one_click_for,
+    prepare_campaign,
+    stored_format,
+)
+from mailpacer.cli.send import db_option, err, json_option, print_suppressed, run_engine
+from mailpacer.compose import load_template
 from mailpacer.core.errors import NotFound, UsageError
 from mailpacer.core.states import CampaignState, MessageState
-from mailpacer.delivery.runner import check, engine_for, prepare, settings_from_campaign
+from mailpacer.delivery.runner import engine_for, settings_from_campaign
 from mailpacer.pacing.pacer import Limits
 from mailpacer.store import CampaignRecord, CampaignStats, Store, open_store
 
@@ -238,8 +247,13 @@ def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState]
         if record.state in (CampaignState.DONE, CampaignState.CANCELLED):
             record = store.set_campaign_state(record.id, CampaignState.QUEUED, None)
         settings = settings_from_campaign(record, db)
-        checked = check(settings)
-        record, composer = prepare(store, settings, checked)
+        fmt = stored_format(record.options)
+        checked = check_input(settings, fmt)
+        url = record.options.get(UNSUBSCRIBE_KEY)
+        one_click = one_click_for(url, load_template(settings.template), os.environ)
+        prepared = prepare_campaign(store, settings, checked, fmt, one_click)
+        print_suppressed(prepared)
+        record, composer = prepared.campaign, prepared.composer
         engine = engine_for(store, record, composer, settings)
         report = run_engine(engine, store, as_json=as_json, title=record.name)
     finally:
