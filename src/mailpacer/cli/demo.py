@@ -117,6 +117,7 @@ def demo_command(quick: bool, out: Path, as_json: bool) -> None:
             f"throughput {report.throughput:.1f} messages/s = {share:.0%} of the server's capacity"
         )
         err.print(
-            f"open {index.resolve().as_uri()} in a browser to see each email with its QR code"
+            f"open {index.resolve().as_uri()} in a browser: it lists the emails, each links to "
+            "its page (the email as rendered, QR code included)"
         )
     sys.exit(report.exit_code)
