@@ -4,9 +4,12 @@ thinks: a clear error and exit 2, never a traceback, a store error or a new empt
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from send_helpers import copy_campaign, last_json, mailpacer, run, send_args
+
+from mailpacer.sandbox import Sandbox, get_profile
 
 
 def test_commands_on_a_mistyped_database_create_nothing(tmp_path: Path) -> None:
@@ -42,3 +45,28 @@ def test_pause_or_cancel_a_finished_campaign(tmp_path: Path, sandbox: Any) -> No
     assert unknown.returncode == 2 and "error: no campaign 7" in unknown.stderr
     status = last_json(mailpacer("status", "1", "--db", db, "--json", cwd=tmp_path).stdout)
     assert status["state"] == "done" and status["sent"] == 5
+
+
+def test_resume_leaves_a_cancelled_campaign_cancelled(tmp_path: Path, unused_port: int) -> None:
+    """Issue 14.1: `resume` on a cancelled campaign is refused (exit 2, says how to reopen it)
+    and the campaign stays cancelled with nothing sent; `retry ID --cancelled` is the explicit
+    way back, and it then sends every message."""
+    campaign = copy_campaign(tmp_path, rows=6)
+    db = tmp_path / "mp.db"
+    nowhere = SimpleNamespace(host="127.0.0.1", port=unused_port)
+    args = send_args(nowhere, campaign, db)  # nothing listens yet: the route fails, paused
+    assert run(args, tmp_path).returncode == 4
+    cancelled = mailpacer("cancel", "1", "--db", db, cwd=tmp_path)
+    assert cancelled.returncode == 0, cancelled.stderr
+    resumed = mailpacer("resume", "1", "--db", db, cwd=tmp_path)
+    assert resumed.returncode == 2, resumed.stderr
+    assert "error: campaign 1 is cancelled: `resume` does not reopen it" in resumed.stderr
+    assert "mailpacer retry 1 --cancelled" in resumed.stderr
+    status = last_json(mailpacer("status", "1", "--db", db, "--json", cwd=tmp_path).stdout)
+    assert (status["state"], status["cancelled"], status["sent"]) == ("cancelled", 6, 0)
+    with Sandbox(get_profile("unlimited"), port=unused_port) as sb:
+        reopened = mailpacer("retry", "1", "--cancelled", "--db", db, "--json", cwd=tmp_path)
+        assert reopened.returncode == 0, reopened.stderr
+        report = last_json(reopened.stdout)
+        assert (report["state"], report["cancelled"], report["sent"]) == ("done", 0, 6)
+        assert len(sb.messages) == 6

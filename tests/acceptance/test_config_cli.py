@@ -34,6 +34,7 @@ def test_good_file_exits_zero_and_never_prints_the_password(tmp_path: Path) -> N
     assert "3 connections · 30/min · 10,000 per day" in result.stdout
     assert "$OFFICE_PW (set)" in result.stdout
     assert "s3cret-value" not in result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "config: mailpacer.toml is valid"
 
 
 def test_the_documented_example_is_valid(tmp_path: Path) -> None:
@@ -65,7 +66,8 @@ def test_wrong_type_from_environment_config_path(tmp_path: Path) -> None:
 
 
 def test_missing_password_says_which_variable_to_set(tmp_path: Path) -> None:
-    """A route whose password variable is unset: exit non-zero, the variable is named."""
+    """A route whose password variable is unset: exit non-zero, the variable is named, and the
+    output never calls the file valid (issue 14.8)."""
     (tmp_path / "mailpacer.toml").write_text(
         "[routes.mail]\nprovider = 'exmail'\nusername = 'hr@example.com'\n"
         "password_env = 'EXMAIL_PW'\n"
@@ -74,6 +76,9 @@ def test_missing_password_says_which_variable_to_set(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "$EXMAIL_PW (NOT SET)" in result.stdout
     assert "route 'mail' (exmail) needs a password: set EXMAIL_PW" in result.stderr
+    # issue 14.8: no "(valid)" above the errors; the verdict is the last line
+    assert "valid" not in result.stdout
+    assert result.stderr.splitlines()[-1].endswith("mailpacer.toml has 1 problem(s)")
 
 
 def test_no_config_file_says_where_it_looked(tmp_path: Path) -> None:

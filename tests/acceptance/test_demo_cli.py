@@ -39,4 +39,10 @@ def test_demo_quick_report_matches_the_sandbox_record(tmp_path: Path) -> None:
     assert report["failed"] == len(nouser) >= 1
     assert {f["email"] for f in report["failures"]} == nouser
     assert all(f["code"] == 550 for f in report["failures"])
-    assert (out / "index.html").is_file()
+    index = (out / "index.html").read_text(encoding="utf-8")
+    # issue 14.10: the index lists the emails; each linked page shows one with its QR code
+    pages = sorted((out / "messages").glob("*.html"))
+    assert len(pages) == report["sent"] and all(f"messages/{p.name}" in index for p in pages)
+    assert "data:image/png;base64," in pages[0].read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`index.html` that shows each email with its QR code" not in readme

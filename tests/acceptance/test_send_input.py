@@ -69,6 +69,8 @@ def test_smtp_port_zero_is_refused(tmp_path: Path, sandbox: Any) -> None:
         ("0/min", "--max-rate='0/min': '0/min': the rate must be greater than zero"),
         ("-5/s", "--max-rate='-5/s': '-5/s' is not a rate"),
         ("10/fortnight", "--max-rate='10/fortnight': '10/fortnight' is not a rate"),
+        # issue 14.9: a bare number once meant "per minute" without a word
+        ("5", "--max-rate='5': '5' has no unit; write 5/s, 5/min, 5/h or 5/day"),
     ],
 )
 def test_bad_max_rate(tmp_path: Path, sandbox: Any, rate: str, message: str) -> None:

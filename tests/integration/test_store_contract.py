@@ -518,10 +518,11 @@ def test_a_closed_store_says_so(store: Store) -> None:
 def test_repr_names_the_file_and_schema(tmp_path: Path) -> None:
     """The SQLite store's repr carries its path, schema version and whether it is closed."""
     store = SqliteStore(tmp_path / "x.db")
-    version = len(migrations())
-    assert repr(store) == f"<SqliteStore path={tmp_path / 'x.db'} schema={version}>"
+    assert (
+        repr(store) == f"<SqliteStore path={tmp_path / 'x.db'} schema={migrations()[-1].version}>"
+    )
     store.close()
-    assert repr(store).endswith(f"schema={version} closed>")
+    assert repr(store).endswith(f"schema={migrations()[-1].version} closed>")
 
 
 def test_postgres_repr_names_the_server_and_schema(pg_database: str) -> None:
@@ -530,10 +531,9 @@ def test_postgres_repr_names_the_server_and_schema(pg_database: str) -> None:
     info = conninfo_to_dict(pg_database)
     store = PostgresStore(pg_database)
     where = f"postgresql://{info['user']}@{info['host']}:{info['port']}/{info['dbname']}"
-    version = len(migrations("postgres"))
-    assert repr(store) == f"<PostgresStore {where} schema={version}>"
+    assert repr(store) == f"<PostgresStore {where} schema={migrations()[-1].version}>"
     store.close()
-    assert repr(store) == f"<PostgresStore {where} schema={version} closed>"
+    assert repr(store) == f"<PostgresStore {where} schema={migrations()[-1].version} closed>"
 
 
 def test_postgres_store_reconnects_after_the_server_drops_it(pg_database: str) -> None:
@@ -555,3 +555,47 @@ def test_postgres_store_reconnects_after_the_server_drops_it(pg_database: str) -
         assert store.stats(record.id).total == 2
     finally:
         store.close()
+
+
+# -- suppression list (migration 0003) ------------------------------------------------------
+
+
+def test_a_hard_bounce_is_suppressed_when_its_outcome_is_recorded(store: Store) -> None:
+    """Issue 14.12: recording a recipient-rejected 5.1.x outcome puts the address on the
+    suppression list (same transaction, lower-cased, with the reply); a 5.7.x refusal, a
+    transient reply or a message rejection does not."""
+    record = campaign(store, messages=4)
+    m1, m2, m3, m4 = claim(store, record.id)
+    store.record(
+        [
+            out(m1, M.FAILED, "recipient-rejected", code=550, enhanced="5.1.1", text="no user"),
+            out(m2, M.FAILED, "recipient-rejected", code=550, enhanced="5.7.1", text="policy"),
+            out(m3, M.FAILED, "message-rejected", code=554, enhanced="5.6.0", text="content"),
+            out(m4, M.DEFERRED, "transient", code=451, enhanced="4.1.1", retry_at=NOW + 60),
+        ],
+        worker="w1",
+    )
+    [entry] = store.suppressions()
+    assert (entry.email, entry.source, entry.campaign_id) == ("u1@example.org", "bounce", record.id)
+    assert entry.reason == "550 5.1.1 no user"
+    found = store.suppressed_among(["U1@Example.org", "u2@example.org"])
+    assert list(found) == ["u1@example.org"]
+
+
+def test_suppressions_added_listed_and_removed(store: Store) -> None:
+    """Addresses added by hand keep their first reason; removing reports how many were there;
+    an unknown source is refused."""
+    assert (
+        store.add_suppressions(["A@x.org", "b@x.org", "a@x.org"], reason="asked", source="manual")
+        == 2
+    )
+    assert store.add_suppressions(["a@x.org"], reason="again", source="unsubscribe") == 0
+    assert [(s.email, s.reason, s.source) for s in store.suppressions()] == [
+        ("a@x.org", "asked", "manual"),
+        ("b@x.org", "asked", "manual"),
+    ]
+    assert store.remove_suppressions(["B@X.org", "nobody@x.org"]) == 1
+    assert list(store.suppressed_among(["a@x.org", "b@x.org"])) == ["a@x.org"]
+    assert store.suppressed_among([]) == {}
+    with pytest.raises(StoreError, match="suppression source 'spam'"):
+        store.add_suppressions(["c@x.org"], reason="?", source="spam")

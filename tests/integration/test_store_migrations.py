@@ -28,9 +28,9 @@ from mailpacer.store.sql import (
 if TYPE_CHECKING:
     from conftest import PgServer
 
-#: the schema version this code builds (both dialects have the same migrations)
-LATEST = len(migrations())
-NAMES = [(1, "initial"), (2, "started_at")]
+#: the newest migration shipped; tests add theirs after it
+LATEST = migrations()[-1].version
+NAMES = [(1, "initial"), (2, "started_at"), (3, "suppressions")]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -83,17 +83,15 @@ def test_version_is_recorded_and_nothing_runs_twice(tmp_path: Path) -> None:
     conn = connect(path)
     assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (len(migrations()),)
     assert migrate(conn, "m.db") == []
-    assert schema_version(conn) == len(migrations())
+    assert schema_version(conn) == migrations()[-1].version
 
 
 def test_a_later_migration_is_applied_once_in_order(tmp_path: Path) -> None:
     """A file at the latest version gets only the new migration, once."""
     path = tmp_path / "m.db"
     SqliteStore(path).close()
-    steps = (
-        *migrations(),
-        Migration(LATEST + 1, "add_notes", "ALTER TABLE campaigns ADD notes TEXT;"),
-    )
+    notes = Migration(LATEST + 1, "add_notes", "ALTER TABLE campaigns ADD notes TEXT;")
+    steps = (*migrations(), notes)
     conn = connect(path)
     assert migrate(conn, "m.db", steps) == [LATEST + 1]
     assert migrate(conn, "m.db", steps) == []
@@ -171,11 +169,31 @@ def test_open_store_refuses_what_it_cannot_open(url: str, message: str) -> None:
         open_store(url)
 
 
-def test_migrations_are_numbered_without_gaps() -> None:
-    """Migration files are found, numbered 1..N, each with SQL in it."""
+def test_migrations_are_numbered_from_one_each_once() -> None:
+    """Migration files are found, numbered from 1 in increasing order (a gap is allowed: two
+    branches add 0002 and 0003 independently), each with SQL in it."""
     found = migrations()
-    assert [m.version for m in found] == list(range(1, len(found) + 1))
-    assert all(split_statements(m.sql) for m in found)
+    versions = [m.version for m in found]
+    assert versions[0] == 1 and versions == sorted(set(versions))
+    assert 3 in versions and all(split_statements(m.sql) for m in found)
+
+
+def test_a_missing_lower_migration_is_applied_after_a_higher_one(tmp_path: Path) -> None:
+    """A file migrated by code that had 0001 and 0003 gets 0002 when code with all three opens
+    it (branches merged in either order), and nothing twice."""
+    path = tmp_path / "m.db"
+    SqliteStore(path).close()  # 1 and 3 (and 2, once another branch's 0002 is merged)
+    conn = connect(path)
+    conn.execute("DELETE FROM schema_version WHERE version = 2")
+    steps = sorted(
+        {*migrations(), Migration(2, "other_branch", "CREATE TABLE other_branch (x INTEGER);")}
+        - {m for m in migrations() if m.version == 2},
+        key=lambda m: m.version,
+    )
+    assert migrate(conn, "m.db", steps) == [2]
+    assert migrate(conn, "m.db", steps) == []
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions[:3] == [1, 2, 3]
 
 
 class _AnyParams(dict[str, Any]):
@@ -285,7 +303,8 @@ def test_pg_migrations_rebuild_the_schema(pg_server: PgServer) -> None:
         pg_server.drop(described)
     assert got == expected
     tables = {row[0] for row in got["columns"]}
-    assert tables == {"schema_version", "campaigns", "messages", "attempts", "routes", "events"}
+    assert {"schema_version", "campaigns", "messages", "attempts", "routes", "events"} <= tables
+    assert "suppressions" in tables
     assert len(got["indexes"]) >= 10 and len(got["constraints"]) >= 15
 
 

@@ -27,8 +27,7 @@ def test_example_template_loads() -> None:
         "site",
         "shift_date",
         "worker_id",
-        "attachment",
-    }
+    }  # `attachment` is optional (`is defined`): issue 14.5
     assert template.languages["en"].variables["site"] == "en/subject.txt:1"
     assert template.languages["en"].subject_variables == {"name", "site", "shift_date"}
 

@@ -71,8 +71,6 @@ def test_missing_variable_names_row_and_variable(tmp_path: Path) -> None:
     )
     check = validate_campaign(path, EXAMPLE_TEMPLATE, sender="ops@example.com")
     assert messages(check.problems) == [
-        "row 1: missing variable 'attachment' (used in en/body.txt:10): the CSV has no such "
-        "column; 1 row(s) in language 'en' need it",
         "row 1: missing variable 'worker_id' (used in en/body.txt:7): the CSV has no such "
         "column; 1 row(s) in language 'en' need it",
     ]
@@ -178,3 +176,27 @@ def test_problem_list_is_capped(tmp_path: Path) -> None:
     assert len(check.problems) == MAX_LISTED + 1
     assert check.problems[-1].message == "... and 500 more row problems not listed"
     assert len(check.skip_rows) == MAX_LISTED + 500 and check.valid == 0 and not check.ok
+
+
+def test_skip_invalid_skips_a_row_with_a_missing_attachment(tmp_path: Path) -> None:
+    """Issue 14.3: the first row of a language names a missing attachment: with skip_invalid it
+    is skipped and reported once, the other rows are sent (it is not also the row the template
+    is test-rendered with, which made the problem fatal and listed it twice)."""
+    rows = "a@example.com,A,en,W1,S,D,files/missing.pdf\nb@example.com,B,en,W2,S,D,\n"
+    check = check_example(tmp_path, rows, skip_invalid=True)
+    [problem] = messages(check.problems)
+    assert problem.startswith("row 1: attachment 'files/missing.pdf': file not found")
+    assert (check.ok, check.fatal, check.valid, check.skip_rows) == (True, False, 1, frozenset({1}))
+    check.raise_for_problems()
+
+
+def test_example_template_needs_no_attachment_column(tmp_path: Path) -> None:
+    """Issue 14.5: the example's `attachment` column is optional: a user's own list without it
+    passes validation, sample renders included, in both languages."""
+    path = write_csv(
+        tmp_path / "mine.csv",
+        "email,name,language,worker_id,site,shift_date\n"
+        "a@example.com,A,en,W1,North gate,2026-06-01\nb@example.com,B,zh,W2,北门,2026-06-02\n",
+    )
+    check = validate_campaign(path, EXAMPLE_TEMPLATE, sender="ops@example.com")
+    assert check.problems == [] and (check.ok, check.valid) == (True, 2)

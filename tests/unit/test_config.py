@@ -183,7 +183,7 @@ def test_rules_pass_through_to_the_classifier() -> None:
 
 @pytest.mark.parametrize(
     ("text", "per_minute"),
-    [("120/min", 120.0), ("2/s", 120.0), ("6000/h", 100.0), ("1440/day", 1.0), ("30", 30.0)],
+    [("120/min", 120.0), ("2/s", 120.0), ("6000/h", 100.0), ("1440/day", 1.0), ("30/m", 30.0)],
 )
 def test_rates(text: str, per_minute: float) -> None:
     """Rates in any unit become messages per minute."""
@@ -195,6 +195,12 @@ def test_bad_rates(text: str) -> None:
     """Nonsense rates raise ValueError saying what is expected."""
     with pytest.raises(ValueError, match="rate"):
         parse_rate(text)
+
+
+def test_a_rate_without_unit_is_refused() -> None:
+    """Issue 14.9: "5" does not silently mean 5 a minute; the error offers the units."""
+    with pytest.raises(ValueError, match=r"'5' has no unit; write 5/s, 5/min, 5/h or 5/day"):
+        parse_rate("5")
 
 
 def test_durations() -> None:

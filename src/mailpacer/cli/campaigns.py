@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from mailpacer.cli.send import db_option, err, json_option, run_engine
+from mailpacer.cli.send import db_option, err, json_option, print_suppressed, run_engine
 from mailpacer.core.errors import NotFound, UsageError
 from mailpacer.core.states import CampaignState, MessageState
 from mailpacer.delivery.runner import check, prepare, stored_settings
@@ -189,16 +190,48 @@ def cancel_command(campaign: str, db: str) -> None:
             return
         _refuse_finished(record, "cancel")
         store.set_campaign_state(record.id, CampaignState.CANCELLED, "cancelled by user")
-        count = store.cancel_pending(record.id)
-        err.print(f"campaign {record.id} cancelled; {count} unsent messages cancelled")
+        store.cancel_pending(record.id)
+        stats = _settled(store, record.id)
+        counts = stats.counts
+        line = (
+            f"campaign {record.id} cancelled; {counts[MessageState.CANCELLED]} unsent messages "
+            f"cancelled, {counts[MessageState.SENT]} sent, {counts[MessageState.FAILED]} failed"
+        )
+        if counts[MessageState.SENDING]:
+            line += (
+                f"; {counts[MessageState.SENDING]} still in flight in another process "
+                f"(`mailpacer status {record.id}` shows how they end)"
+            )
+        err.print(line)
     finally:
         store.close()
 
 
+#: how long ``cancel`` waits for a running send to finish its in-flight messages
+SETTLE_SECONDS = 15.0
+
+
+def _settled(store: Store, campaign_id: int, timeout: float = SETTLE_SECONDS) -> CampaignStats:
+    """The campaign's counts once no message is ``sending`` any more (a running engine sees the
+    cancel within its state poll, lets in-flight messages finish and cancels what it had claimed
+    but not started), or after ``timeout`` seconds: the numbers printed are the final ones."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = store.stats(campaign_id)
+        if stats.counts[MessageState.SENDING] == 0 or time.monotonic() >= deadline:
+            return stats
+        time.sleep(0.1)
+
+
 def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState] | None) -> None:
+    """Run a campaign again in the foreground: ``states`` (retry) are queued again first, which
+    is what reopens a done or cancelled campaign; without them (resume) a finished campaign is
+    refused and stays as it is."""
     store = _open_existing(db)
     try:
         record = store.get_campaign(_ref(record_ref))
+        if not states:
+            _refuse_resume(record)
         if states:
             count = store.retry(record.id, states)
             err.print(f"{count} message(s) queued again")
@@ -206,11 +239,30 @@ def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState]
             record = store.set_campaign_state(record.id, CampaignState.QUEUED, None)
         settings = stored_settings(record)
         checked = check(settings)
-        record, composer = prepare(store, settings, checked)
-        report = run_engine(store, record, settings, composer, as_json=as_json, title=record.name)
+        prepared = prepare(store, settings, checked)
+        print_suppressed(prepared)
+        record = prepared.campaign
+        report = run_engine(
+            store, record, settings, prepared.composer, as_json=as_json, title=record.name
+        )
     finally:
         store.close()
     sys.exit(report.exit_code)
+
+
+def _refuse_resume(record: CampaignRecord) -> None:
+    """``resume`` continues a paused or interrupted campaign; a done or cancelled one is
+    refused (exit 2) and left as it is: reopening it is ``retry``'s explicit job."""
+    if record.state is CampaignState.CANCELLED:
+        raise UsageError(
+            f"campaign {record.id} is cancelled: `resume` does not reopen it"
+            f" (`mailpacer retry {record.id} --cancelled` queues its cancelled messages again)"
+        )
+    if record.state is CampaignState.DONE:
+        raise UsageError(
+            f"campaign {record.id} is done: nothing to resume"
+            f" (`mailpacer retry {record.id}` sends failed or uncertain messages again)"
+        )
 
 
 @click.command("resume")
@@ -228,15 +280,24 @@ def resume_command(campaign: str, db: str, as_json: bool) -> None:
 @click.option(
     "--uncertain", "which", flag_value="uncertain", help="Retry uncertain messages held for review."
 )
+@click.option(
+    "--cancelled",
+    "which",
+    flag_value="cancelled",
+    help="Reopen a cancelled campaign: queue its cancelled messages again.",
+)
 @db_option
 @json_option
 def retry_command(campaign: str, which: str | None, db: str, as_json: bool) -> None:
-    """Queue failed and/or uncertain messages again and send them in the foreground."""
+    """Queue failed and/or uncertain (or, with --cancelled, cancelled) messages again and send
+    them in the foreground; this is what reopens a done or cancelled campaign."""
     states = {MessageState.FAILED, MessageState.UNCERTAIN}
     if which == "failed":
         states = {MessageState.FAILED}
     elif which == "uncertain":
         states = {MessageState.UNCERTAIN}
+    elif which == "cancelled":
+        states = {MessageState.CANCELLED}
     if not states:
         raise UsageError("nothing to retry")
     _continue(campaign, db, as_json, states)

@@ -91,7 +91,7 @@ def check_command(path: Path | None) -> None:
         )
     file = load_config(found)
     echo = click.echo
-    echo(f"config: {found}  (valid)")
+    echo(f"config: {found}")
     d = file.defaults
     echo(
         f"defaults: db={d.db or '(built-in)'} from={d.sender or '(none)'} "
@@ -128,10 +128,14 @@ def check_command(path: Path | None) -> None:
                 f"a run would use: {settings.route_label or 'no route'} "
                 f"({settings.origins['route']}); ceilings: {describe_limits(settings.ceilings)}"
             )
+    # the verdict comes last, after everything was checked: never "valid" above its errors
+    if not problems:
+        echo(f"config: {found} is valid")
+        return
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
-    if problems:
-        sys.exit(ConfigError.exit_code)
+    click.echo(f"config: {found} has {len(problems)} problem(s)", err=True)
+    sys.exit(ConfigError.exit_code)
 
 
 @config_command.command("presets")

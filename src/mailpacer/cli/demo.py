@@ -100,9 +100,14 @@ def demo_command(quick: bool, out: Path, as_json: bool) -> None:
             checked = dataclasses.replace(checked, skip_rows=checked.skip_rows | extra)
         store = open_store(out / "mailpacer.db")
         try:
-            campaign, composer = prepare(store, settings, checked)
+            prepared = prepare(store, settings, checked)
             report = run_engine(
-                store, campaign, settings, composer, as_json=as_json, title="workers"
+                store,
+                prepared.campaign,
+                settings,
+                prepared.composer,
+                as_json=as_json,
+                title="workers",
             )
         finally:
             store.close()
@@ -114,6 +119,7 @@ def demo_command(quick: bool, out: Path, as_json: bool) -> None:
             f"throughput {report.throughput:.1f} messages/s = {share:.0%} of the server's capacity"
         )
         err.print(
-            f"open {index.resolve().as_uri()} in a browser to see each email with its QR code"
+            f"open {index.resolve().as_uri()} in a browser: it lists the emails, each links to "
+            "its page (the email as rendered, QR code included)"
         )
     sys.exit(report.exit_code)

@@ -53,5 +53,8 @@ from mailpacer.cli import campaigns, send  # noqa: E402
 for _command in send.COMMANDS + campaigns.COMMANDS:
     main.add_command(_command)
 from mailpacer.cli.demo import demo_command  # noqa: E402
+from mailpacer.cli.suppress import suppress_command  # noqa: E402
+
+main.add_command(suppress_command)
 
 main.add_command(demo_command)

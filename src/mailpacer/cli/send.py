@@ -9,25 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from rich.console import Console
 
 from mailpacer.cli.progress import ProgressView
-from mailpacer.compose import Composer
+from mailpacer.compose import CampaignCheck, Composer, iter_recipients, load_template
+from mailpacer.compose.tables import TableFormat, parse_delimiter
+from mailpacer.compose.validate import validate_campaign
 from mailpacer.config.campaign import CampaignSettings
 from mailpacer.config.sender import envelope_address
 from mailpacer.config.settings import load_settings
+from mailpacer.core.errors import UsageError
 from mailpacer.core.events import Observer
 from mailpacer.delivery.engine import Engine
 from mailpacer.delivery.report import Report
-from mailpacer.delivery.runner import check, default_db, prepare
+from mailpacer.delivery.runner import Prepared, check, default_db, one_click_for, prepare
 from mailpacer.store import CampaignRecord, Store, open_store
 
 err = Console(stderr=True, soft_wrap=True)  # log files get whole lines, not 80 columns
@@ -131,8 +137,6 @@ def _print_report(report: Report, *, as_json: bool) -> None:
     )
     if report.limits_text:
         err.print(f"  learned: {report.limits_text}")
-    for sentence in report.explanations:
-        err.print(f"    {sentence}")
     for failure in report.failures[:20]:
         err.print(f"  [red]failed[/] {failure.email}: {failure.code or ''} {failure.reason}")
     if len(report.failures) > 20:
@@ -167,8 +171,29 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 @click.option(
     "--hold-uncertain", is_flag=True, help="Hold uncertain messages instead of resending."
 )
-@click.option("--dry-run", is_flag=True, help="Validate and render every message; send nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate and render every message; send nothing (needs no route).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --dry-run: write every rendered message to this folder as .eml.",
+)
 @click.option("--name", help="Campaign name (default: the recipients file's name).")
+@click.option(
+    "--encoding", help="Encoding of a CSV list, e.g. gbk, cp1252 (default: UTF-8, BOM or not)."
+)
+@click.option(
+    "--delimiter", help="CSV separator: ',' ';' '|' or 'tab' (default: sniffed from the header)."
+)
+@click.option(
+    "--unsubscribe-url",
+    help="https:// base of a one-click unsubscribe link (RFC 8058); the token's secret comes "
+    "from $MAILPACER_UNSUBSCRIBE_SECRET.",
+)
 @json_option
 def send_command(
     recipients: Path,
@@ -189,10 +214,15 @@ def send_command(
     check_dns: bool,
     hold_uncertain: bool,
     dry_run: bool,
+    out_dir: Path | None,
     name: str | None,
+    encoding: str | None,
+    delimiter: str | None,
+    unsubscribe_url: str | None,
     as_json: bool,
 ) -> None:
-    """Send RECIPIENTS (CSV) with a template through an SMTP server, as fast as it allows.
+    """Send RECIPIENTS (CSV, .xlsx or .jsonl) with a template through an SMTP server, as fast
+    as it allows.
 
     Flags win over MAILPACER_* variables, which win over mailpacer.toml. Re-running the same
     command continues the same campaign.
@@ -225,29 +255,57 @@ def send_command(
             "hold_uncertain": hold_uncertain,
         }
     )
-    resolved.require_route()
+    fmt = TableFormat(encoding=encoding, delimiter=parse_delimiter(delimiter))
     sender = resolved.require_sender()
     envelope_address(sender, source=_source(resolved.origins.get("from", "flag --from")))
+    if out_dir is not None and not dry_run:
+        raise UsageError("--out writes the messages of a --dry-run; add --dry-run")
+    if dry_run:
+        dry = DryRun(recipients, template, sender, fmt, out_dir, unsubscribe_url)
+        _dry_run(dry, skip_invalid=skip_invalid, check_dns=resolved.check_dns, as_json=as_json)
+        return
     settings = resolved.campaign(
-        recipients=recipients, template=template, skip_invalid=skip_invalid, name=name
+        recipients=recipients,
+        template=template,
+        skip_invalid=skip_invalid,
+        name=name,
+        encoding=encoding,
+        delimiter=fmt.delimiter,
+        unsubscribe_url=unsubscribe_url,
     )
     checked = check(settings)
-    for warning in checked.warnings:
-        err.print(f"[yellow]warning:[/] {warning}")
-    for problem in checked.problems:  # only with --skip-invalid: reported, not sent
-        err.print(f"[yellow]skipped:[/] {problem}")
-    if dry_run:
-        _dry_run(settings, checked.skip_rows, as_json=as_json)
-        return
+    _print_check(checked)
     store = open_store(resolved.db)
     try:
-        campaign, composer = prepare(store, settings, checked)
+        prepared = prepare(store, settings, checked)
+        print_suppressed(prepared)
+        campaign = prepared.campaign
         report = run_engine(
-            store, campaign, settings, composer, as_json=as_json, title=campaign.name
+            store, campaign, settings, prepared.composer, as_json=as_json, title=campaign.name
         )
     finally:
         store.close()
     sys.exit(report.exit_code)
+
+
+def _print_check(checked: CampaignCheck) -> None:
+    for warning in checked.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    for problem in checked.problems:  # only with --skip-invalid: reported, not sent
+        err.print(f"[yellow]skipped:[/] {problem}")
+
+
+def print_suppressed(prepared: Prepared) -> None:
+    """Say which recipients the suppression list kept out, and why (on stderr)."""
+    for entry in prepared.suppressed[:50]:
+        err.print(f"[yellow]suppressed:[/] row {entry.row} {entry.email}: {entry.reason}")
+    if len(prepared.suppressed) > 50:
+        err.print(f"  … and {len(prepared.suppressed) - 50} more suppressed")
+    if prepared.suppressed:
+        err.print(
+            f"{len(prepared.suppressed)} recipient(s) on the suppression list were not sent"
+            " (`mailpacer suppress list`)"
+        )
 
 
 def _source(origin: str) -> str:
@@ -259,32 +317,74 @@ def _source(origin: str) -> str:
     return where or origin
 
 
-def _dry_run(settings: CampaignSettings, skip_rows: frozenset[int], *, as_json: bool) -> None:
-    from mailpacer.compose import Composer, iter_recipients, load_template
+@dataclass(frozen=True)
+class DryRun:
+    """What a dry run renders: no route, no database."""
 
-    composer = Composer(
-        load_template(settings.template),
-        sender=settings.sender,
-        campaign_key=settings.campaign_key(),
-        base_dir=settings.recipients.resolve().parent,
+    recipients: Path
+    template: Path
+    sender: str
+    fmt: TableFormat
+    out_dir: Path | None = None
+    unsubscribe_url: str | None = None
+
+
+def _dry_run(dry: DryRun, *, skip_invalid: bool, check_dns: bool, as_json: bool) -> None:
+    """Validate, then render every message (to ``out_dir`` as ``.eml`` when given)."""
+    checked = validate_campaign(
+        dry.recipients,
+        dry.template,
+        sender=dry.sender,
+        check_dns=check_dns,
+        skip_invalid=skip_invalid,
+        fmt=dry.fmt,
     )
+    checked.raise_for_problems()
+    _print_check(checked)
+    loaded = load_template(dry.template)
+    key = hashlib.sha256(
+        "\0".join([str(dry.recipients.resolve()), str(dry.template.resolve()), dry.sender]).encode()
+    ).hexdigest()[:16]
+    composer = Composer(
+        loaded,
+        sender=dry.sender,
+        campaign_key=f"dry-run-{key}",
+        base_dir=dry.recipients.resolve().parent,
+        one_click=one_click_for(dry.unsubscribe_url, loaded, os.environ),
+    )
+    if dry.out_dir is not None:
+        try:
+            dry.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {dry.out_dir}: cannot create the folder: {exc}") from None
     started = time.perf_counter()
     count = size = 0
-    for recipient in iter_recipients(settings.recipients, skip_rows=skip_rows):
-        size += len(composer.render(recipient.variables))
+    rows = iter_recipients(dry.recipients, skip_rows=checked.skip_rows, fmt=dry.fmt)
+    for recipient in rows:
+        message = composer.render(recipient.variables)
+        if dry.out_dir is not None:
+            (dry.out_dir / eml_name(recipient.row, recipient.email)).write_bytes(message)
+        size += len(message)
         count += 1
     seconds = time.perf_counter() - started
     if as_json:
-        click.echo(
-            json.dumps(
-                {"dry_run": True, "messages": count, "bytes": size, "seconds": round(seconds, 3)}
-            )
-        )
+        data: dict[str, object] = {"dry_run": True, "messages": count, "bytes": size}
+        data["seconds"] = round(seconds, 3)
+        if dry.out_dir is not None:
+            data["out"] = str(dry.out_dir)
+        click.echo(json.dumps(data, ensure_ascii=False))
     else:
+        where = f"; written to {dry.out_dir}" if dry.out_dir is not None else ""
         err.print(
-            f"dry run: {count} messages rendered ({size / 1e6:.1f} MB) in {seconds:.2f} s;"
-            " nothing sent"
+            f"dry run: {count} messages rendered ({size / 1e6:.1f} MB) in {seconds:.2f} s"
+            f"{where}; nothing sent"
         )
+
+
+def eml_name(row: int, email: str) -> str:
+    """``row-00012-ann_example.org.eml``: sorted by row, the address readable, safe anywhere."""
+    safe = re.sub(r"[^A-Za-z0-9@._+-]", "_", email)[:80]
+    return f"row-{row:05d}-{safe}.eml"
 
 
 COMMANDS = [send_command]

@@ -27,6 +27,7 @@ from mailpacer.compose.headers import (
 from mailpacer.compose.helpers import CONTEXT_KEY, MessageParts
 from mailpacer.compose.mime import Assembler
 from mailpacer.compose.template import Template, make_environment
+from mailpacer.compose.unsubscribe import OneClick
 from mailpacer.core.errors import InputError, Problem
 
 
@@ -35,7 +36,8 @@ class Composer:
 
     ``list_unsubscribe`` (default: ``template.toml``'s) is a Jinja2 string rendered per
     recipient, e.g. ``mailto:leave@example.com?subject={{ email }}``; items are comma-separated
-    and get ``<>`` when they lack them.
+    and get ``<>`` when they lack them. ``one_click`` adds the RFC 8058 one-click link and
+    ``List-Unsubscribe-Post`` (the template's ``mailto:`` items follow the link).
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Composer:
         campaign_key: str,
         base_dir: Path,
         list_unsubscribe: str | None = None,
+        one_click: OneClick | None = None,
     ) -> None:
         name, address = parseaddr(refuse_line_breaks("sender", sender))
         if "@" not in address:
@@ -53,6 +56,7 @@ class Composer:
                 Problem(f"sender {sender!r} is not an address such as 'Team <team@example.com>'")
             )
         self.template = template
+        self.one_click = one_click
         self.campaign_key = campaign_key
         self.base_dir = Path(base_dir)
         self._from = address_header("From", name, address)
@@ -128,8 +132,11 @@ class Composer:
             self._date_line(),
             f"Message-ID: <{token}@{self._domain}>\r\n".encode("ascii"),
         ]
-        if unsubscribe is not None:
-            head.append(_list_unsubscribe(unsubscribe))
+        items = _unsubscribe_items(unsubscribe) if unsubscribe is not None else []
+        if self.one_click is not None:  # RFC 8058: our link first, the template's mailto: after
+            head.append(self.one_click.headers(email, [i for i in items if i[1:8] == "mailto:"]))
+        elif items:
+            head.append(("List-Unsubscribe: " + ",\r\n ".join(items) + "\r\n").encode("ascii"))
         head.append(b"MIME-Version: 1.0\r\n")
         head.append(self._assembler.body(text, html, parts.images, parts.attachments))
         return b"".join(head)
@@ -143,8 +150,8 @@ class Composer:
         return self._date[1]
 
 
-def _list_unsubscribe(value: str) -> bytes:
-    """``List-Unsubscribe:`` from ``mailto:`` / ``https:`` items (``<>`` added if absent)."""
+def _unsubscribe_items(value: str) -> list[str]:
+    """``List-Unsubscribe`` items from ``mailto:`` / ``https:`` URLs (``<>`` added if absent)."""
     refuse_line_breaks("List-Unsubscribe", value)
     items = [item.strip() for item in value.split(",") if item.strip()]
     wrapped = [item if item.startswith("<") else f"<{item}>" for item in items]
@@ -152,4 +159,4 @@ def _list_unsubscribe(value: str) -> bytes:
         raise InputError(
             Problem(f"List-Unsubscribe: ASCII mailto:/https: URLs under 900 chars, not {value!r}")
         )
-    return ("List-Unsubscribe: " + ",\r\n ".join(wrapped) + "\r\n").encode("ascii")
+    return wrapped

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mailpacer.compose.composer import Composer
-from mailpacer.compose.recipients import Recipient, RecipientsFile, make_recipient, ragged_problem
+from mailpacer.compose.recipients import Recipient, RecipientsFile, make_recipient
 from mailpacer.compose.template import load_template
 from mailpacer.core.errors import InputError, Problem
 
@@ -70,9 +70,7 @@ def _find_row(recipients_csv: Path, row: int | None) -> Recipient:
         if row is None or number == row:
             source.close()
             if len(cells) != len(source.header):
-                raise InputError(
-                    ragged_problem(source.name, number, len(cells), len(source.header))
-                )
+                raise InputError(source.ragged(number, cells))
             return make_recipient(source.header, number, cells)
     wanted = f"row {row}" if row is not None else "any recipient"
     raise InputError(Problem(f"no {wanted} in the file", file=str(recipients_csv)))

@@ -1,14 +1,15 @@
-"""The recipients CSV, streamed: header checks, rows as :class:`Recipient`, address checks.
+"""The recipients list, streamed: header checks, rows as :class:`Recipient`, address checks.
 
-Format: a header row; ``email`` required; ``name`` and ``language`` optional (these three are
-matched case-insensitively); every other column is a template variable. UTF-8 with or without
-BOM, comma-separated, RFC 4180 quoting. Row numbers are 1-based data rows (the header is row 0;
-blank lines count but are skipped), so without multi-line cells row N is line N+1 of the file.
+Format: a header row (for JSON Lines, the first object's keys); ``email`` required; ``name`` and
+``language`` optional (these three are matched case-insensitively); every other column is a
+template variable. CSV (UTF-8 with or without BOM unless an encoding is given, separator sniffed
+or given, RFC 4180 quoting), Excel ``.xlsx`` or JSON Lines: :mod:`mailpacer.compose.tables`.
+Row numbers are 1-based data rows (the header is row 0; blank lines count but are skipped), so
+without multi-line cells row N is line N+1 of the file (sheet row N+1 of a workbook).
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,18 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailpacer.compose.tables import TableFormat, open_table, ragged_problem
 from mailpacer.core.errors import InputError, Problem
+
+__all__ = [
+    "AddressChecker",
+    "Recipient",
+    "RecipientsFile",
+    "TableFormat",
+    "iter_recipients",
+    "make_recipient",
+    "ragged_problem",
+]
 
 KNOWN_COLUMNS = ("email", "name", "language")
 _FAST_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -33,18 +45,13 @@ class Recipient:
 
 
 class RecipientsFile:
-    """A recipients CSV opened for streaming; the header is read and checked on construction."""
+    """A recipients list opened for streaming (CSV, ``.xlsx`` or JSON Lines, see
+    :mod:`mailpacer.compose.tables`); the header is read and checked on construction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fmt: TableFormat | None = None) -> None:
         self.path = Path(path)
         self.name = str(path)
-        try:
-            self._file = self.path.open(encoding="utf-8-sig", newline="")
-        except FileNotFoundError:
-            raise InputError(Problem("recipients file not found", file=self.name)) from None
-        except OSError as exc:
-            raise InputError(Problem(f"cannot open: {exc.strerror}", file=self.name)) from None
-        self._reader = csv.reader(self._file, strict=True)
+        self.table = open_table(self.path, fmt or TableFormat())
         try:
             self.header = self._read_header()
         except BaseException:
@@ -53,7 +60,7 @@ class RecipientsFile:
 
     def close(self) -> None:
         """Close the file (also done at the end of :meth:`rows`)."""
-        self._file.close()
+        self.table.close()
 
     def __enter__(self) -> RecipientsFile:
         return self
@@ -62,17 +69,12 @@ class RecipientsFile:
         self.close()
 
     def _next(self) -> list[str] | None:
-        """The next CSV record, translating decoding and syntax errors into :class:`InputError`."""
-        try:
-            return next(self._reader)
-        except StopIteration:
-            return None
-        except UnicodeDecodeError:
-            raise InputError(_decode_problem(self.path)) from None
-        except csv.Error as exc:
-            raise InputError(
-                Problem(f"CSV syntax error: {exc}", file=self.name, line=self._reader.line_num)
-            ) from None
+        """The next record; format errors are :class:`InputError` with their location."""
+        return self.table.next_record()
+
+    def ragged(self, row: int, cells: list[str]) -> Problem:
+        """The problem of a row whose cell count differs from the header's."""
+        return self.table.ragged(row, cells, len(self.header))
 
     def _read_header(self) -> list[str]:
         record = self._next()
@@ -87,13 +89,8 @@ class RecipientsFile:
         header = [c.lower() if c.lower() in KNOWN_COLUMNS else c for c in header]
         problems = []
         if "email" not in header:
-            hint = ""
-            if len(header) == 1 and ";" in header[0]:
-                hint = (
-                    " (the header looks semicolon-separated; save the file as comma-separated CSV)"
-                )
             problems.append(
-                Problem(f"no 'email' column in the header {header!r}{hint}", file=self.name, line=1)
+                Problem(f"no 'email' column in the header {header!r}", file=self.name, line=1)
             )
         for i, column in enumerate(header, 1):
             if not column:
@@ -109,8 +106,10 @@ class RecipientsFile:
         return header
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """``(row, cells)`` for every non-blank record; ragged rows are passed through."""
+        """``(row, cells)`` for every non-blank record; ragged rows are passed through (a
+        spreadsheet's short rows are padded with empty cells first)."""
         row = 0
+        width = len(self.header)
         try:
             while (record := self._next()) is not None:
                 row += 1
@@ -118,18 +117,11 @@ class RecipientsFile:
                     len(record) == 1 and not record[0].strip() and len(self.header) > 1
                 ):
                     continue  # blank line
+                if self.table.pads and len(record) < width:
+                    record = record + [""] * (width - len(record))
                 yield row, record
         finally:
             self.close()
-
-
-def ragged_problem(path: str, row: int, found: int, expected: int) -> Problem:
-    """The problem for a row whose cell count differs from the header's."""
-    return Problem(
-        f"has {found} cells, the header has {expected} (a missing or extra comma?)",
-        file=path,
-        row=row,
-    )
 
 
 def make_recipient(header: list[str], row: int, cells: list[str]) -> Recipient:
@@ -142,41 +134,22 @@ def make_recipient(header: list[str], row: int, cells: list[str]) -> Recipient:
 
 
 def iter_recipients(
-    recipients_csv: Path, *, skip_rows: frozenset[int] = frozenset()
+    recipients_csv: Path,
+    *,
+    skip_rows: frozenset[int] = frozenset(),
+    fmt: TableFormat | None = None,
 ) -> Iterator[Recipient]:
     """Stream the recipients, skipping ``skip_rows``; raises :class:`InputError` on a row that
     validation would have rejected structurally (ragged) or an unreadable file."""
-    source = RecipientsFile(recipients_csv)
+    source = RecipientsFile(recipients_csv, fmt)
     header = source.header
     width = len(header)
     for row, cells in source.rows():
         if row in skip_rows:
             continue
         if len(cells) != width:
-            raise InputError(ragged_problem(source.name, row, len(cells), width))
+            raise InputError(source.ragged(row, cells))
         yield make_recipient(header, row, cells)
-
-
-def _decode_problem(path: Path) -> Problem:
-    """Locate the first byte sequence that is not UTF-8 (line and column) for the error."""
-    with path.open("rb") as raw:
-        for number, line in enumerate(raw, 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                hint = ""
-                try:
-                    line.decode("gb18030")
-                    hint = "; it looks like GBK/GB18030 (Chinese Excel): save it as 'CSV UTF-8'"
-                except UnicodeDecodeError:
-                    pass
-                return Problem(
-                    f"not UTF-8: byte 0x{line[exc.start]:02x} cannot be decoded{hint}",
-                    file=str(path),
-                    line=number,
-                    column=exc.start + 1,
-                )
-    return Problem("not UTF-8 text", file=str(path))
 
 
 class AddressChecker:

@@ -39,6 +39,7 @@ _CONFIG_KEYS = {
     "attachment_column",
     "qr_mask",
     "list_unsubscribe",
+    "unsubscribe_url",
 }
 _LANGUAGE_DIR = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _TOML_WHERE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -74,6 +75,8 @@ class Template:
     qr_mask: int | None = None
     #: ``List-Unsubscribe`` URLs (a Jinja2 string: ``mailto:...?subject={{ email }}``), or None
     list_unsubscribe: str | None = None
+    #: base of the RFC 8058 one-click unsubscribe link (``https://...``), or None
+    unsubscribe_url: str | None = None
 
     def __repr__(self) -> str:
         fallback = f" fallback={self.fallback_language}" if self.fallback_language else ""
@@ -170,6 +173,14 @@ def load_template(template_dir: Path) -> Template:
             problems.append(
                 Problem(f"list_unsubscribe: {exc.message}", file=str(directory / CONFIG_FILE))
             )
+    one_click = config.get("unsubscribe_url")
+    if isinstance(one_click, str) and not one_click.startswith("https://"):
+        problems.append(
+            Problem(
+                f"unsubscribe_url {one_click!r}: expected an https:// URL (RFC 8058)",
+                file=str(directory / CONFIG_FILE),
+            )
+        )
     if problems:
         raise InputError(problems)
     return Template(
@@ -180,6 +191,7 @@ def load_template(template_dir: Path) -> Template:
         attachment_column=str(column),
         qr_mask=qr_mask if isinstance(qr_mask, int) and not isinstance(qr_mask, bool) else None,
         list_unsubscribe=unsubscribe if isinstance(unsubscribe, str) else None,
+        unsubscribe_url=one_click if isinstance(one_click, str) else None,
     )
 
 
@@ -208,6 +220,7 @@ def _read_config(directory: Path, problems: list[Problem]) -> dict[str, object]:
         "attachment_column": str,
         "qr_mask": int,
         "list_unsubscribe": str,
+        "unsubscribe_url": str,
     }
     for key, kind in expected.items():
         if key in config and not isinstance(config[key], kind):

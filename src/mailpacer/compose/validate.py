@@ -16,12 +16,8 @@ from pathlib import Path
 
 from mailpacer.compose.attachments import AttachmentError, resolve_inside
 from mailpacer.compose.composer import Composer
-from mailpacer.compose.recipients import (
-    AddressChecker,
-    RecipientsFile,
-    make_recipient,
-    ragged_problem,
-)
+from mailpacer.compose.recipients import AddressChecker, RecipientsFile, make_recipient
+from mailpacer.compose.tables import TableFormat
 from mailpacer.compose.template import Language, Template, load_template
 from mailpacer.core.errors import InputError, Problem
 
@@ -87,6 +83,7 @@ def validate_campaign(
     sender: str,
     check_dns: bool = False,
     skip_invalid: bool = False,
+    fmt: TableFormat | None = None,
 ) -> CampaignCheck:
     """Check the whole campaign; never raises for bad input, see :meth:`CampaignCheck.ok`."""
     result = CampaignCheck(skip_invalid=skip_invalid)
@@ -103,7 +100,7 @@ def validate_campaign(
         )
         result.fatal = True
     try:
-        source = RecipientsFile(Path(recipients_csv))
+        source = RecipientsFile(Path(recipients_csv), fmt)
     except InputError as exc:
         result.problems.extend(exc.problems)
         result.fatal = True
@@ -154,7 +151,7 @@ def _scan(
     for row, cells in source.rows():
         result.rows += 1
         if len(cells) != width:
-            bad.add(row, ragged_problem(name, row, len(cells), width).message)
+            bad.add(row, source.ragged(row, cells).message)
             continue
         email = cells[email_at].strip()
         key = email.lower()
@@ -175,6 +172,7 @@ def _scan(
             continue
         else:
             seen[key] = row
+        sample_code: str | None = None
         for i in header_at:
             if "\r" in cells[i] or "\n" in cells[i]:
                 bad.add(
@@ -202,8 +200,8 @@ def _scan(
                 first_row.setdefault(language.code, row)
                 affected[language.code] = affected.get(language.code, 0) + 1
                 bad.bad_rows.add(row)
-            elif language.code not in samples and row not in bad.bad_rows:
-                samples[language.code] = (row, make_recipient(header, row, cells).variables)
+            elif language.code not in samples:
+                sample_code = language.code
         if attachment_at is not None and (path := cells[attachment_at].strip()):
             if path not in attachments:
                 try:
@@ -213,6 +211,10 @@ def _scan(
                     attachments[path] = f"attachment {exc}"
             if (reason := attachments[path]) is not None:
                 bad.add(row, reason)
+        # the sample of a language is its first row that passed *every* check above: a row
+        # already reported (a missing attachment) must not fail the template's test render too
+        if sample_code is not None and row not in bad.bad_rows:
+            samples[sample_code] = (row, make_recipient(header, row, cells).variables)
     mismatches = []
     for code, variables in missing.items():
         if code not in first_row:

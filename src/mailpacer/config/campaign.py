@@ -48,6 +48,9 @@ class CampaignSettings:
     priority: int = 0  #: higher first when campaigns share a route
     password_env: str | None = None  #: where the route's password comes from, if not the default
     password_file: str | None = None
+    encoding: str | None = None  #: how the recipients list is read (None: UTF-8, BOM or not)
+    delimiter: str | None = None  #: None: sniffed from the header line
+    unsubscribe_url: str | None = None  #: one-click unsubscribe base URL (else the template's)
 
     def campaign_key(self) -> str:
         """Same recipients, template, sender and route → the same campaign (re-runs continue)."""
@@ -80,6 +83,9 @@ class CampaignSettings:
             "skip_invalid": self.skip_invalid,
             "check_dns": self.check_dns,
             "priority": self.priority,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "unsubscribe_url": self.unsubscribe_url,
         }
 
     @classmethod
@@ -123,6 +129,9 @@ class CampaignSettings:
                 priority=int(stored.get("priority") or 0),
                 password_env=password_env,
                 password_file=password_file,
+                encoding=stored.get("encoding"),
+                delimiter=stored.get("delimiter"),
+                unsubscribe_url=stored.get("unsubscribe_url"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ConfigError):

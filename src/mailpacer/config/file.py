@@ -66,12 +66,19 @@ _SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_rate(text: str) -> float:
-    """``"120/min"``, ``"2/s"``, ``"5000/h"``, ``"10000/day"`` or ``"120"`` → messages per minute.
+    """``"120/min"``, ``"2/s"``, ``"5000/h"`` or ``"10000/day"`` → messages per minute.
 
-    Raises :class:`ValueError` with a message that says what is expected.
+    The unit is required: a bare ``"5"`` once meant 5 a minute without saying so (a run meant
+    at 5/s took ten minutes). Raises :class:`ValueError` with a message that says what is
+    expected.
     """
     match = _RATE.match(text)
-    unit = (match.group(2) or "min").lower() if match else ""
+    if match and match.group(2) is None:
+        number = match.group(1)
+        raise ValueError(
+            f"{text!r} has no unit; write {number}/s, {number}/min, {number}/h or {number}/day"
+        )
+    unit = match.group(2).lower() if match else ""
     if not match or unit not in _PER_MINUTE:
         raise ValueError(f"{text!r} is not a rate; expected e.g. 120/min, 2/s, 5000/h or 10000/day")
     per_minute = float(match.group(1)) * _PER_MINUTE[unit]

@@ -79,6 +79,9 @@ class Settings:
         skip_invalid: bool = False,
         name: str | None = None,
         priority: int = 0,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        unsubscribe_url: str | None = None,
     ) -> CampaignSettings:
         """The settings of one campaign sent with these settings (stored with it)."""
         return CampaignSettings(
@@ -96,6 +99,9 @@ class Settings:
             priority=priority,
             password_env=self.password_env,
             password_file=self.password_file,
+            encoding=encoding,
+            delimiter=delimiter,
+            unsubscribe_url=unsubscribe_url,
         )
 
     def require_route(self) -> Route:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mailpacer.compose import (
     CampaignCheck,
@@ -19,6 +21,9 @@ from mailpacer.compose import (
     load_template,
     validate_campaign,
 )
+from mailpacer.compose.tables import TableFormat
+from mailpacer.compose.template import Template
+from mailpacer.compose.unsubscribe import OneClick, check_base_url, secret_from_env
 from mailpacer.config.campaign import CampaignSettings
 from mailpacer.config.file import parse_rate
 from mailpacer.config.sender import envelope_address
@@ -33,6 +38,8 @@ from mailpacer.pacing.pacer import PacerConfig
 from mailpacer.store import CampaignRecord, NewMessage, Store, open_store
 
 DB_ENV = "MAILPACER_DB"
+#: recipients looked up in the suppression list per query
+SUPPRESSION_BATCH = 1000
 
 
 def default_db() -> str:
@@ -41,6 +48,29 @@ def default_db() -> str:
         return os.environ[DB_ENV]
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return str(Path(base) / "mailpacer" / "mailpacer.db")
+
+
+@dataclass
+class Prepared:
+    """A campaign stored and ready for the engine."""
+
+    campaign: CampaignRecord
+    composer: Composer
+    suppressed: list[Suppressed] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """A recipient not stored (so never sent): its address is on the suppression list."""
+
+    row: int
+    email: str
+    reason: str
+
+
+def table_format(settings: CampaignSettings) -> TableFormat:
+    """How the campaign's recipients list is read."""
+    return TableFormat(encoding=settings.encoding, delimiter=settings.delimiter)
 
 
 def check(settings: CampaignSettings) -> CampaignCheck:
@@ -52,15 +82,38 @@ def check(settings: CampaignSettings) -> CampaignCheck:
         sender=settings.sender,
         check_dns=settings.check_dns,
         skip_invalid=settings.skip_invalid,
+        fmt=table_format(settings),
     )
     result.raise_for_problems()
     return result
 
 
+def one_click_for(
+    url: str | None, template: Template | None, env: Mapping[str, str]
+) -> OneClick | None:
+    """The campaign's one-click unsubscribe link maker: ``url`` (``--unsubscribe-url``, or as
+    stored), else the template's ``unsubscribe_url``; None when neither is given."""
+    source = "--unsubscribe-url"
+    if url is None and template is not None and template.unsubscribe_url:
+        url, source = template.unsubscribe_url, f"{template.directory}/template.toml"
+    if url is None:
+        return None
+    return OneClick(check_base_url(url, source=source), secret_from_env(env))
+
+
 def prepare(
-    store: Store, settings: CampaignSettings, checked: CampaignCheck
-) -> tuple[CampaignRecord, Composer]:
-    """Create (or find) the campaign, store its messages, and build the composer."""
+    store: Store,
+    settings: CampaignSettings,
+    checked: CampaignCheck,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Prepared:
+    """Create (or find) the campaign, store its messages but the suppressed ones, and build the
+    composer."""
+    template = load_template(settings.template)
+    one_click = one_click_for(
+        settings.unsubscribe_url, template, os.environ if environ is None else environ
+    )
     key = settings.campaign_key()
     campaign, _ = store.get_or_create_campaign(
         key,
@@ -68,15 +121,37 @@ def prepare(
         route_key=settings.route.key,
         options=settings.to_stored(),
     )
-    rows = iter_recipients(settings.recipients, skip_rows=checked.skip_rows)
-    store.add_messages(campaign.id, (NewMessage(r.row, r.email, r.variables) for r in rows))
+    rows = iter_recipients(
+        settings.recipients, skip_rows=checked.skip_rows, fmt=table_format(settings)
+    )
+    suppressed: list[Suppressed] = []
+    store.add_messages(campaign.id, _not_suppressed(store, rows, suppressed))
     composer = Composer(
-        load_template(settings.template),
+        template,
         sender=settings.sender,
         campaign_key=key,
         base_dir=settings.recipients.resolve().parent,
+        one_click=one_click,
     )
-    return campaign, composer
+    return Prepared(campaign, composer, suppressed)
+
+
+def _not_suppressed(
+    store: Store, rows: Iterator[Any], suppressed: list[Suppressed]
+) -> Iterator[NewMessage]:
+    """The rows as messages, minus those on the suppression list (collected in ``suppressed``),
+    looked up in batches."""
+    while True:
+        batch = [r for _, r in zip(range(SUPPRESSION_BATCH), rows, strict=False)]
+        if not batch:
+            return
+        found = store.suppressed_among([r.email for r in batch])
+        for r in batch:
+            entry = found.get(r.email.strip().lower())
+            if entry is not None:
+                suppressed.append(Suppressed(r.row, r.email, entry.reason))
+            else:
+                yield NewMessage(r.row, r.email, r.variables)
 
 
 def stored_settings(campaign: CampaignRecord) -> CampaignSettings:
@@ -132,7 +207,8 @@ def send(
     checked = check(settings)
     store = open_store(db or default_db())
     try:
-        campaign, composer = prepare(store, settings, checked)
-        return asyncio.run(run(store, campaign, settings, composer.render, observers=observers))
+        prepared = prepare(store, settings, checked)
+        campaign, render = prepared.campaign, prepared.composer.render
+        return asyncio.run(run(store, campaign, settings, render, observers=observers))
     finally:
         store.close()

@@ -26,6 +26,8 @@ from mailpacer.store.base import (
     Outcome,
     Recovery,
     Store,
+    SuppressionRecord,
+    is_hard_bounce,
     is_throttle,
 )
 from mailpacer.store.memory import MemoryStore
@@ -53,6 +55,8 @@ __all__ = [
     "Recovery",
     "SqliteStore",
     "Store",
+    "SuppressionRecord",
+    "is_hard_bounce",
     "is_throttle",
     "open_store",
 ]

@@ -160,6 +160,31 @@ class EventRecord:
     data: dict[str, Any]
 
 
+# -- suppression list (migration 0003) -----------------------------------------------------
+
+#: the verdict whose 5.1.x replies put an address on the suppression list (core.classify)
+RECIPIENT_REJECTED = "recipient-rejected"
+#: where a suppression came from
+SUPPRESSION_SOURCES = ("bounce", "unsubscribe", "manual")
+
+
+def is_hard_bounce(verdict: str, enhanced: str | None) -> bool:
+    """A recipient refused for good with an RFC 3463 address status (5.1.x: no such user, bad
+    address, mailbox moved): later campaigns skip the address."""
+    return verdict == RECIPIENT_REJECTED and (enhanced or "").startswith("5.1.")
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionRecord:
+    """One address that no campaign sends to."""
+
+    email: str  #: lower-cased
+    reason: str  #: the bounce reply, or what the person who added it said
+    source: str  #: one of :data:`SUPPRESSION_SOURCES`
+    campaign_id: int | None  #: the campaign whose message bounced
+    created_at: float
+
+
 class Store(Protocol):
     """The durable record of campaigns, messages, attempts, routes and events."""
 
@@ -299,6 +324,27 @@ class Store(Protocol):
         self, campaign_id: int | None = None, *, after_id: int = 0, limit: int = 100
     ) -> list[EventRecord]:
         """Events after ``after_id``, oldest first; all campaigns when ``campaign_id`` is None."""
+        ...
+
+    # -- suppression list (migration 0003) -------------------------------------------------
+    # :meth:`record` also adds the address of every outcome that :func:`is_hard_bounce`, in the
+    # same transaction.
+
+    def add_suppressions(self, emails: Sequence[str], *, reason: str, source: str) -> int:
+        """Put addresses (lower-cased) on the suppression list; one already there keeps its
+        first reason. Returns how many were new."""
+        ...
+
+    def remove_suppressions(self, emails: Sequence[str]) -> int:
+        """Take addresses off the suppression list. Returns how many were on it."""
+        ...
+
+    def suppressions(self, *, limit: int = 1000, offset: int = 0) -> list[SuppressionRecord]:
+        """The suppression list, oldest first."""
+        ...
+
+    def suppressed_among(self, emails: Sequence[str]) -> dict[str, SuppressionRecord]:
+        """Which of ``emails`` are suppressed, keyed by the lower-cased address."""
         ...
 
     def close(self) -> None:

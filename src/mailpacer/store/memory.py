@@ -30,6 +30,7 @@ from mailpacer.core.states import (
 )
 from mailpacer.store import outcomes as outcomes_mod
 from mailpacer.store.base import (
+    SUPPRESSION_SOURCES,
     AttemptRecord,
     CampaignRecord,
     CampaignStats,
@@ -39,6 +40,8 @@ from mailpacer.store.base import (
     NewMessage,
     Outcome,
     Recovery,
+    SuppressionRecord,
+    is_hard_bounce,
     is_throttle,
 )
 from mailpacer.store.sqlstore import dump_json
@@ -115,6 +118,7 @@ class _Tables:
     attempts: dict[int, list[AttemptRecord]] = field(default_factory=dict)  #: by message id
     routes: dict[str, str] = field(default_factory=dict)
     events: list[tuple[int, int | None, float, str, str]] = field(default_factory=list)
+    suppressed: dict[str, SuppressionRecord] = field(default_factory=dict)  #: by lower address
 
 
 class MemoryStore:
@@ -140,6 +144,33 @@ class MemoryStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- suppression list ----------------------------------------------------------------
+    def add_suppressions(self, emails: Sequence[str], *, reason: str, source: str) -> int:
+        if source not in SUPPRESSION_SOURCES:
+            raise StoreError(f"suppression source {source!r}: one of {SUPPRESSION_SOURCES}")
+        now = time.time()
+        with self._lock() as t:
+            new = [k for k in sorted({e.strip().lower() for e in emails if e.strip()})]
+            new = [k for k in new if k not in t.suppressed]
+            for key in new:
+                t.suppressed[key] = SuppressionRecord(key, reason, source, None, now)
+            return len(new)
+
+    def remove_suppressions(self, emails: Sequence[str]) -> int:
+        with self._lock() as t:
+            keys = {e.strip().lower() for e in emails if e.strip()}
+            return sum(t.suppressed.pop(k, None) is not None for k in keys)
+
+    def suppressions(self, *, limit: int = 1000, offset: int = 0) -> list[SuppressionRecord]:
+        with self._lock() as t:
+            ordered = sorted(t.suppressed.values(), key=lambda s: (s.created_at, s.email))
+            return ordered[offset : offset + limit]
+
+    def suppressed_among(self, emails: Sequence[str]) -> dict[str, SuppressionRecord]:
+        with self._lock() as t:
+            keys = {e.strip().lower() for e in emails if e.strip()}
+            return {k: t.suppressed[k] for k in keys if k in t.suppressed}
 
     def close(self) -> None:
         self._closed = True
@@ -308,6 +339,12 @@ class MemoryStore:
             m.last_verdict, m.last_code, m.last_text = row["verdict"], row["code"], row["text"]
             m.ever_uncertain = m.ever_uncertain or bool(row["uncertain"])
             m.updated_at = row["at"]
+            if is_hard_bounce(row["verdict"], row["enhanced"]):
+                reason = " ".join(str(x) for x in (row["code"], row["enhanced"], row["text"]) if x)
+                key = m.email.strip().lower()
+                t.suppressed.setdefault(
+                    key, SuppressionRecord(key, reason, "bounce", m.campaign_id, row["at"])
+                )
         return planned.skipped
 
     def recover(

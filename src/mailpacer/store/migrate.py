@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailpacer.core.errors import StoreError
@@ -24,15 +24,18 @@ if TYPE_CHECKING:
 PG_MIGRATION_LOCK = 0x6D61696C70616372
 
 
-def pending(current: int, steps: Sequence[Migration], where: str) -> list[Migration]:
-    """The steps after version ``current``; a database newer than ``steps`` is refused."""
+def pending(applied: Collection[int], steps: Sequence[Migration], where: str) -> list[Migration]:
+    """The steps not yet applied, in order (an older number missing below a newer one is
+    applied too: migrations from two branches merge in either order); a database with a
+    version newer than every step is refused."""
     latest = steps[-1].version if steps else 0
+    current = max(applied, default=0)
     if current > latest:
         raise StoreError(
             f"{where} has schema version {current}, but this mailpacer only knows up to "
             f"version {latest}; use a newer mailpacer (or another --db)"
         )
-    return [step for step in steps if step.version > current]
+    return [step for step in steps if step.version not in applied]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -43,6 +46,13 @@ def schema_version(conn: sqlite3.Connection) -> int:
     if found is None:
         return 0
     return int(conn.execute(queries()["schema_version"]).fetchone()[0])
+
+
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    """Every migration applied to this file (none for a new file)."""
+    if schema_version(conn) == 0:
+        return set()
+    return {int(row[0]) for row in conn.execute(queries()["applied_versions"])}
 
 
 def migrate(
@@ -58,7 +68,7 @@ def migrate(
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(queries()["create_schema_version"])
-        for step in pending(schema_version(conn), steps, where):
+        for step in pending(applied_versions(conn), steps, where):
             for statement in split_statements(step.sql):
                 conn.execute(statement)
             conn.execute(
@@ -83,6 +93,13 @@ def pg_schema_version(conn: psycopg.Connection[Any]) -> int:
     return 0 if version is None else int(version[0])
 
 
+def pg_applied_versions(conn: psycopg.Connection[Any]) -> set[int]:
+    """Every migration applied to this PostgreSQL database (none for a new one)."""
+    if pg_schema_version(conn) == 0:
+        return set()
+    return {int(row[0]) for row in conn.execute(queries("postgres")["applied_versions"])}
+
+
 def migrate_postgres(
     conn: psycopg.Connection[Any], where: str, steps: Sequence[Migration] | None = None
 ) -> list[int]:
@@ -94,12 +111,13 @@ def migrate_postgres(
     steps = migrations("postgres") if steps is None else steps
     q = queries("postgres")
     applied: list[int] = []
-    if steps and pg_schema_version(conn) == steps[-1].version:
+    done = pg_applied_versions(conn)
+    if steps and {s.version for s in steps} <= done and max(done) == steps[-1].version:
         return applied  # up to date: no lock, no transaction (every worker start)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_MIGRATION_LOCK,))
         conn.execute(q["create_schema_version"])
-        for step in pending(pg_schema_version(conn), steps, where):
+        for step in pending(pg_applied_versions(conn), steps, where):
             conn.execute(step.sql)  # one script: no parameters, so several statements are fine
             conn.execute(
                 q["record_migration"],

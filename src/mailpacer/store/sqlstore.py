@@ -27,6 +27,7 @@ from mailpacer.core.states import (
 )
 from mailpacer.store import outcomes as outcomes_mod
 from mailpacer.store.base import (
+    SUPPRESSION_SOURCES,
     AttemptRecord,
     CampaignRecord,
     CampaignStats,
@@ -36,6 +37,8 @@ from mailpacer.store.base import (
     NewMessage,
     Outcome,
     Recovery,
+    SuppressionRecord,
+    is_hard_bounce,
 )
 
 M = MessageState
@@ -240,6 +243,7 @@ class SqlStore(abc.ABC):
             changed = conn.executemany(self._q["apply_outcome"], rows).rowcount
             if changed != len(rows):  # cannot happen: the messages are locked for the transaction
                 raise StoreError(f"{len(rows) - changed} outcome(s) found their message changed")
+            self._suppress_bounces(conn, rows)
         return planned.skipped
 
     def recover(
@@ -350,6 +354,55 @@ class SqlStore(abc.ABC):
         with self._read() as conn:
             rows = conn.execute(self._q[name], params).fetchall()
         return [EventRecord(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    # -- suppression list (migration 0003) -----------------------------------------------
+    def _suppress_bounces(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """With the outcomes: the addresses of hard bounces go on the suppression list."""
+        bounced = [
+            {
+                "id": r["id"],
+                "at": r["at"],
+                "reason": " ".join(str(x) for x in (r["code"], r["enhanced"], r["text"]) if x),
+            }
+            for r in rows
+            if is_hard_bounce(r["verdict"], r["enhanced"])
+        ]
+        if bounced:
+            conn.executemany(self._q["suppress_bounced"], bounced)
+
+    def add_suppressions(self, emails: Sequence[str], *, reason: str, source: str) -> int:
+        if source not in SUPPRESSION_SOURCES:
+            raise StoreError(f"suppression source {source!r}: one of {SUPPRESSION_SOURCES}")
+        now = time.time()
+        keys = sorted({e.strip().lower() for e in emails if e.strip()})
+        rows = [dict(email=e, reason=reason, source=source, now=now) for e in keys]
+        if not rows:
+            return 0
+        with self._write() as conn:
+            return int(conn.executemany(self._q["insert_suppression"], rows).rowcount)
+
+    def remove_suppressions(self, emails: Sequence[str]) -> int:
+        keys = sorted({e.strip().lower() for e in emails if e.strip()})
+        if not keys:
+            return 0
+        with self._write() as conn:
+            rows = [{"email": e} for e in keys]
+            return int(conn.executemany(self._q["delete_suppression"], rows).rowcount)
+
+    def suppressions(self, *, limit: int = 1000, offset: int = 0) -> list[SuppressionRecord]:
+        with self._read() as conn:
+            params = {"limit": limit, "offset": offset}
+            rows = conn.execute(self._q["list_suppressions"], params).fetchall()
+        return [SuppressionRecord(*row) for row in rows]
+
+    def suppressed_among(self, emails: Sequence[str]) -> dict[str, SuppressionRecord]:
+        keys = sorted({e.strip().lower() for e in emails if e.strip()})
+        if not keys:
+            return {}
+        with self._read() as conn:
+            params = {"emails": self._array(keys)}
+            rows = conn.execute(self._q["suppressed_among"], params).fetchall()
+        return {row[0]: SuppressionRecord(*row) for row in rows}
 
 
 def _campaign(row: Row) -> CampaignRecord:

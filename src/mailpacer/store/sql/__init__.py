@@ -76,7 +76,8 @@ def queries(dialect: Dialect = "sqlite") -> dict[str, str]:
 
 @functools.cache
 def migrations(dialect: Dialect = "sqlite") -> tuple[Migration, ...]:
-    """Every migration of the dialect, in order; their numbers must run 1, 2, 3 … without a gap."""
+    """Every migration of the dialect, in order of their numbers (unique, from 1; a gap is
+    allowed, so migrations written on two branches, 0002 and 0003, merge in either order)."""
     folder = _folder(dialect).joinpath("migrations")
     found: list[Migration] = []
     for entry in folder.iterdir():
@@ -86,8 +87,8 @@ def migrations(dialect: Dialect = "sqlite") -> tuple[Migration, ...]:
             found.append(Migration(int(number), name, entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise ValueError(f"migrations must be numbered 1..N without gaps, found {versions}")
+    if len(set(versions)) != len(versions) or (versions and versions[0] != 1):
+        raise ValueError(f"migrations must be numbered from 1, each number once, found {versions}")
     return tuple(found)
 
 

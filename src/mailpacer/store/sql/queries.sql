@@ -177,3 +177,30 @@ SELECT id, campaign_id, at, kind, data FROM events WHERE id > :after_id ORDER BY
 -- name: campaign_events
 SELECT id, campaign_id, at, kind, data FROM events
 WHERE campaign_id = :campaign_id AND id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: applied_versions
+-- (the queries from here to the end are the suppression list's, migration 0003, plus this one
+-- for the migration runner: every version applied, so a lower one merged later is applied too)
+SELECT version FROM schema_version ORDER BY version;
+
+-- name: suppress_bounced
+-- with a recipient-rejected 5.1.x outcome, in the same transaction
+INSERT INTO suppressions (email, reason, source, campaign_id, created_at)
+SELECT lower(email), :reason, 'bounce', campaign_id, :at FROM messages WHERE id = :id
+ON CONFLICT (email) DO NOTHING;
+
+-- name: insert_suppression
+INSERT INTO suppressions (email, reason, source, campaign_id, created_at)
+VALUES (:email, :reason, :source, NULL, :now)
+ON CONFLICT (email) DO NOTHING;
+
+-- name: delete_suppression
+DELETE FROM suppressions WHERE email = :email;
+
+-- name: list_suppressions
+SELECT email, reason, source, campaign_id, created_at FROM suppressions
+ORDER BY created_at, email LIMIT :limit OFFSET :offset;
+
+-- name: suppressed_among
+SELECT email, reason, source, campaign_id, created_at FROM suppressions
+WHERE email IN (SELECT value FROM json_each(:emails));

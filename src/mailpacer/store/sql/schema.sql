@@ -82,3 +82,12 @@ CREATE TABLE events (
 );
 
 CREATE INDEX events_by_campaign ON events (campaign_id, id);
+
+-- 0003: the suppression list (hard bounces, unsubscribes, added by hand)
+CREATE TABLE suppressions (
+    email        TEXT PRIMARY KEY,
+    reason       TEXT NOT NULL,
+    source       TEXT NOT NULL CHECK (source IN ('bounce', 'unsubscribe', 'manual')),
+    campaign_id  INTEGER REFERENCES campaigns (id) ON DELETE SET NULL,
+    created_at   REAL NOT NULL
+);

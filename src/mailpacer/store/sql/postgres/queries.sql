@@ -192,3 +192,30 @@ WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
 -- name: campaign_events
 SELECT id, campaign_id, at, kind, data FROM events
 WHERE campaign_id = %(campaign_id)s AND id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: applied_versions
+-- (the queries from here to the end are the suppression list's, migration 0003, plus this one
+-- for the migration runner: every version applied, so a lower one merged later is applied too)
+SELECT version FROM schema_version ORDER BY version;
+
+-- name: suppress_bounced
+-- with a recipient-rejected 5.1.x outcome, in the same transaction
+INSERT INTO suppressions (email, reason, source, campaign_id, created_at)
+SELECT lower(email), %(reason)s, 'bounce', campaign_id, %(at)s FROM messages WHERE id = %(id)s
+ON CONFLICT (email) DO NOTHING;
+
+-- name: insert_suppression
+INSERT INTO suppressions (email, reason, source, campaign_id, created_at)
+VALUES (%(email)s, %(reason)s, %(source)s, NULL, %(now)s)
+ON CONFLICT (email) DO NOTHING;
+
+-- name: delete_suppression
+DELETE FROM suppressions WHERE email = %(email)s;
+
+-- name: list_suppressions
+SELECT email, reason, source, campaign_id, created_at FROM suppressions
+ORDER BY created_at, email LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: suppressed_among
+SELECT email, reason, source, campaign_id, created_at FROM suppressions
+WHERE email = ANY (%(emails)s::text[]);

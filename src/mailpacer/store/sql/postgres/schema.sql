@@ -83,3 +83,12 @@ CREATE TABLE events (
 );
 
 CREATE INDEX events_by_campaign ON events (campaign_id, id);
+
+-- 0003: the suppression list (hard bounces, unsubscribes, added by hand)
+CREATE TABLE suppressions (
+    email        text PRIMARY KEY,
+    reason       text NOT NULL,
+    source       text NOT NULL CHECK (source IN ('bounce', 'unsubscribe', 'manual')),
+    campaign_id  bigint REFERENCES campaigns (id) ON DELETE SET NULL,
+    created_at   double precision NOT NULL
+);
