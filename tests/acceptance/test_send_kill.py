@@ -114,3 +114,81 @@ def test_second_ctrl_c_quits_at_once_and_rerun_recovers(tmp_path: Path, sandbox:
     assert report["total"] == 5
     status = last_json(mailpacer("status", "1", "--db", db, "--json", cwd=tmp_path).stdout)
     assert (status["uncertain"], status["held"]) == (report["uncertain"], 0)
+
+
+@pytest.mark.slow
+def test_sigkill_requeues_unstarted_messages_without_an_attempt_and_keeps_limits(
+    tmp_path: Path, sandbox: Any
+) -> None:
+    """SIGKILL while claimed messages wait their turn: before anything runs again, the store
+    already holds the learned connection limit (saved when learned, not at the end), and only
+    messages whose transaction had begun (on the wire, or answered but not yet written) are
+    marked started. The next `send` puts the rest back without an attempt: each of them ends
+    with exactly one counted attempt, and only started ones may be reported uncertain."""
+    campaign = copy_campaign(tmp_path, rows=150)
+    db = tmp_path / "mp.db"
+    sb = sandbox("strict", data_latency=0.05)
+    args = send_args(sb, campaign, db)
+    proc = start(args, tmp_path)
+    try:
+        wait_for(lambda: sb.counters.connections_refused >= 1, what="a refused 3rd connection")
+        wait_for(lambda: len(sb.messages) >= 30, what="30 accepted messages")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    store = open_store(db)
+    try:
+        learned = store.load_route_limits(f"smtp://{sb.host}:{sb.port}")
+        before = {m.email: m for m in store.messages(1, limit=1000)}
+    finally:
+        store.close()
+    assert learned is not None and learned["connections"] == 2, learned
+    sending = [m for m in before.values() if m.state is MessageState.SENDING]
+    started = [m for m in sending if m.started_at is not None]
+    assert len(sending) > len(started)  # claimed, waiting their turn, never on the wire
+    done = run(args, tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = last_json(done.stdout)
+    assert_recovered(report, db, sb)
+    after = {m.email: m for m in stored_messages(db)}
+    unstarted = {m.email for m in sending} - {m.email for m in started}
+    assert all(after[e].attempts == 1 and not after[e].ever_uncertain for e in unstarted)
+    assert report["uncertain"] <= len(started)
+
+
+@pytest.mark.slow
+def test_resume_sends_like_the_send_that_started_it(tmp_path: Path, sandbox: Any) -> None:
+    """A `send --skip-invalid` with a user reply rule from mailpacer.toml is paused; `resume`
+    from another folder (no config there) keeps both: the invalid row is still skipped (not a
+    validation error) and the rule still reads the server's reply (the unknown user is
+    `message-rejected` as the rule says, not the default `recipient-rejected`)."""
+    campaign = copy_campaign(tmp_path, rows=12)
+    csv = campaign / "workers.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    lines.insert(3, "not-an-address,Nobody,en,W9998,North,2026-06-10,")
+    lines.append("nouser.9999@example.com,Nobody,en,W9999,North,2026-06-10,")
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "mailpacer.toml").write_text(
+        '[[rules]]\nname = "gone"\nverdict = "message-rejected"\ntext = "User unknown"\n',
+        encoding="utf-8",
+    )
+    db = tmp_path / "mp.db"
+    sb = sandbox("strict", data_latency=0.3)
+    args = send_args(sb, campaign, db, "--skip-invalid", "--max-connections", "1")
+    proc = start(args, tmp_path)
+    try:
+        wait_for(lambda: len(sb.messages) >= 1, what="a first accepted message")
+        paused = mailpacer("pause", "1", "--db", db, cwd=tmp_path)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert paused.returncode == 0, paused.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resumed = mailpacer("resume", "1", "--db", db, "--json", cwd=elsewhere)
+    assert resumed.returncode == 0, resumed.stderr
+    report = last_json(resumed.stdout)
+    assert report["state"] == "done" and report["total"] == 13
+    [gone] = [m for m in stored_messages(db) if m.email.startswith("nouser")]
+    assert (gone.state, gone.last_verdict) == (MessageState.FAILED, "message-rejected")
