@@ -9,7 +9,6 @@ makes anvil limit 127.0.0.1 too (by default ``smtpd_client_event_limit_exception
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -19,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_engine_sandbox import SENDER, campaign, render
+from test_engine_sandbox import campaign, run_engine
 
 from mailpacer.core.route import Route
-from mailpacer.delivery.engine import Engine, EngineOptions
 from mailpacer.store import Store, open_store
 
 pytestmark = [pytest.mark.postfix, pytest.mark.timeout(900)]  # (apt-get, then ~2 minutes)
@@ -75,11 +73,8 @@ def test_six_hundred_messages_told_nothing(store: Store, postfix: Route) -> None
     """600 messages through anvil's 2 connections and 50 per 10 s, told nothing: ≥ 90% of the
     5 messages/s capacity and nothing lost (the issue measured 5%)."""
     record = campaign(store, MESSAGES)
-    engine = Engine(
-        store, store.get_campaign(record.id), postfix, render, EngineOptions(sender=SENDER)
-    )
     started = time.monotonic()
-    report = asyncio.run(engine.run())
+    report = run_engine(store, record, postfix)
     seconds = time.monotonic() - started
     print(f"postfix anvil: {MESSAGES} in {seconds:.1f} s = {MESSAGES / seconds / CAPACITY:.0%}")
     print(f"learned: {report.limits}")
