@@ -6,7 +6,9 @@ count per fixed window (Postfix anvil) or sliding window (throttles at MAIL), a 
 message cap (worded as a rate, if the model says so) and a quota per fixed window. Its limits
 may change after a number of accepted messages (``later``).
 
-The client does what the engine does: keeps ``target_connections`` connections,
+The client does what the engine does, with the engine's own decisions where they are pure
+(:func:`mailpacer.delivery.scheduler.connections_to_open` says how many to open): keeps
+``target_connections`` connections,
 ``reserve()``s before each message, ``observe()``s every outcome, reconnects at
 ``messages_per_connection`` and honours ``blocked_for()``. Time is simulated, so thousands of
 messages take milliseconds. While it runs it checks the pacer's promises and lists violations.
@@ -21,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mailpacer.core.classify import Verdict
+from mailpacer.delivery.scheduler import connections_to_open
 from mailpacer.pacing.pacer import Limits, Pacer, PacerConfig
 
 V = Verdict
@@ -182,9 +185,12 @@ class _Sim:
                 self.wake_at = self.clock.now + blocked
                 self.at(blocked, "wake")
             return
-        while self.pending > self.open + self.connecting - 0 and (
-            self.open + self.connecting < self.pacer.target_connections
-        ):
+        count = connections_to_open(  # the engine's own decision (delivery/scheduler.py)
+            target=self.pacer.target_connections,
+            running=self.open + self.connecting,
+            work=self.pending + self.open,  # ready, plus one on the wire per open connection
+        )
+        for _ in range(count):
             self.connecting += 1
             conn = _Conn(next(self.ids))
             conn.admitted = self.srv_open < self.m.max_connections  # the server counts at accept
