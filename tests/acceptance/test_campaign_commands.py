@@ -70,3 +70,63 @@ def test_resume_leaves_a_cancelled_campaign_cancelled(tmp_path: Path, unused_por
         report = last_json(reopened.stdout)
         assert (report["state"], report["cancelled"], report["sent"]) == ("done", 0, 6)
         assert len(sb.messages) == 6
+
+
+def test_a_rerun_through_the_right_route_continues_the_same_campaign(
+    tmp_path: Path, unused_port: int, sandbox: Any
+) -> None:
+    """Issue 14.4: a send through a wrong port fails (exit 4, paused); the same send with the
+    right port continues campaign 1 (no second campaign), says which route it now uses, and
+    finishes; `status` lists one campaign."""
+    campaign = copy_campaign(tmp_path, rows=5)
+    db = tmp_path / "mp.db"
+    wrong = SimpleNamespace(host="127.0.0.1", port=unused_port)
+    assert run(send_args(wrong, campaign, db), tmp_path).returncode == 4
+    sb = sandbox("unlimited")
+    done = run(send_args(sb, campaign, db), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"continues through smtp://{sb.host}:{sb.port}" in done.stderr
+    assert f"it was sending through smtp://127.0.0.1:{unused_port}" in done.stderr
+    report = last_json(done.stdout)
+    assert (report["campaign"], report["state"], report["sent"]) == (1, "done", 5)
+    listed = last_json(mailpacer("status", "--db", db, "--json", cwd=tmp_path).stdout)
+    assert [c["campaign"] for c in listed] == [1]
+
+
+def test_resume_through_another_route_then_delete(
+    tmp_path: Path, unused_port: int, sandbox: Any
+) -> None:
+    """Issue 14.4: `resume ID --smtp URL` continues a campaign through another route;
+    `delete` refuses a campaign that may be sending (running) unless --force, and removes a
+    finished one with its messages."""
+    campaign = copy_campaign(tmp_path, rows=4)
+    db = tmp_path / "mp.db"
+    wrong = SimpleNamespace(host="127.0.0.1", port=unused_port)
+    assert run(send_args(wrong, campaign, db), tmp_path).returncode == 4
+    sb = sandbox("unlimited")
+    url = f"smtp://{sb.host}:{sb.port}"
+    resumed = mailpacer("resume", "1", "--smtp", url, "--db", db, "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (last_json(resumed.stdout)["sent"], len(sb.messages)) == (4, 4)
+    deleted = mailpacer("delete", "1", "--db", db, cwd=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "campaign 1 (workers) deleted with its 4 message(s)" in deleted.stderr
+    assert last_json(mailpacer("status", "--db", db, "--json", cwd=tmp_path).stdout) == []
+    assert mailpacer("delete", "1", "--db", db, cwd=tmp_path).returncode == 2
+
+
+def test_delete_refuses_a_running_campaign(tmp_path: Path) -> None:
+    """A campaign that may be sending in another process is not deleted without --force."""
+    from mailpacer.core.states import CampaignState
+    from mailpacer.store import open_store
+
+    db = tmp_path / "mp.db"
+    store = open_store(db)
+    record, _ = store.get_or_create_campaign("k", name="live", route_key="r", options={})
+    store.set_campaign_state(record.id, CampaignState.RUNNING)
+    store.close()
+    refused = mailpacer("delete", "1", "--db", db, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "campaign 1 is running" in refused.stderr and "--force" in refused.stderr
+    forced = mailpacer("delete", "1", "--db", db, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr

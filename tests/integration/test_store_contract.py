@@ -111,6 +111,45 @@ def test_same_key_continues_the_campaign(store: Store) -> None:
     assert store.list_campaigns() == [first]
 
 
+def test_update_campaign_replaces_route_and_settings_only(store: Store) -> None:
+    """A campaign re-sent through another route keeps its key, state and messages; its route
+    and stored settings are the new ones. An unknown campaign is NotFound."""
+    first, _ = store.get_or_create_campaign("k", name="n", route_key="old", options={"a": 1})
+    store.add_messages(first.id, recipients(3))
+    store.set_campaign_state(first.id, C.PAUSED, "route failed")
+    updated = store.update_campaign(first.id, route_key="new", options={"a": 2, "b": "é"})
+    assert (updated.key, updated.state, updated.reason) == ("k", C.PAUSED, "route failed")
+    assert (updated.route_key, updated.options) == ("new", {"a": 2, "b": "é"})
+    assert store.get_campaign(first.id) == updated
+    assert store.stats(first.id).total == 3
+    with pytest.raises(NotFound):
+        store.update_campaign(999, route_key="x", options={})
+
+
+def test_delete_campaign_removes_it_with_its_messages(store: Store) -> None:
+    """Deleting a campaign removes it, its messages, attempts and events; other campaigns stay;
+    the suppression list stays (its entry no longer names the campaign)."""
+    gone, _ = store.get_or_create_campaign("gone", name="g", route_key="r", options={})
+    kept, _ = store.get_or_create_campaign("kept", name="k", route_key="r", options={})
+    store.add_messages(gone.id, recipients(2))
+    store.add_messages(kept.id, recipients(2))
+    store.set_campaign_state(gone.id, C.RUNNING)
+    [m, _] = claim(store, gone.id)
+    store.record([out(m, M.FAILED, "recipient-rejected", code=550, enhanced="5.1.1")])
+    store.add_event(gone.id, "state", {"state": "running"})
+    store.delete_campaign(gone.id)
+    assert [c.id for c in store.list_campaigns()] == [kept.id]
+    assert store.events(gone.id) == []
+    assert store.attempts(m.id) == []
+    with pytest.raises(NotFound):
+        store.get_campaign(gone.id)
+    with pytest.raises(NotFound):
+        store.delete_campaign(gone.id)
+    assert store.stats(kept.id).total == 2
+    [bounced] = store.suppressions()
+    assert bounced.email == m.email and bounced.campaign_id is None
+
+
 def test_campaign_found_by_id_key_or_digits(store: Store) -> None:
     """get_campaign takes an id, a key, or an id written as text; anything else is NotFound."""
     record = campaign(store, "spring-2025", running=False)

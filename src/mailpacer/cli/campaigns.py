@@ -15,8 +15,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mailpacer.cli.send import db_option, err, json_option, print_suppressed, run_engine
+from mailpacer.cli.send import (
+    db_option,
+    err,
+    json_option,
+    print_suppressed,
+    run_engine,
+    say_route_change,
+)
 from mailpacer.core.errors import NotFound, UsageError
+from mailpacer.core.route import parse_route
 from mailpacer.core.states import CampaignState, MessageState
 from mailpacer.delivery.runner import check, prepare, stored_settings
 from mailpacer.pacing.pacer import Limits
@@ -223,7 +231,13 @@ def _settled(store: Store, campaign_id: int, timeout: float = SETTLE_SECONDS) ->
         time.sleep(0.1)
 
 
-def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState] | None) -> None:
+def _continue(
+    record_ref: str,
+    db: str,
+    as_json: bool,
+    states: set[MessageState] | None,
+    smtp: str | None = None,
+) -> None:
     """Run a campaign again in the foreground: ``states`` (retry) are queued again first, which
     is what reopens a done or cancelled campaign; without them (resume) a finished campaign is
     refused and stays as it is."""
@@ -238,9 +252,12 @@ def _continue(record_ref: str, db: str, as_json: bool, states: set[MessageState]
         if record.state in (CampaignState.DONE, CampaignState.CANCELLED):
             record = store.set_campaign_state(record.id, CampaignState.QUEUED, None)
         settings = stored_settings(record)
+        if smtp is not None:
+            settings = settings.with_route(parse_route(smtp, verify_tls=settings.route.verify_tls))
         checked = check(settings)
         prepared = prepare(store, settings, checked)
         print_suppressed(prepared)
+        say_route_change(prepared)
         record = prepared.campaign
         report = run_engine(
             store, record, settings, prepared.composer, as_json=as_json, title=record.name
@@ -267,11 +284,39 @@ def _refuse_resume(record: CampaignRecord) -> None:
 
 @click.command("resume")
 @click.argument("campaign")
+@click.option(
+    "--smtp",
+    help="Continue through this route instead (e.g. after a wrong port); the password comes "
+    "from MAILPACER_SMTP_PASSWORD as for send.",
+)
 @db_option
 @json_option
-def resume_command(campaign: str, db: str, as_json: bool) -> None:
-    """Resume a paused (or interrupted) campaign in the foreground."""
-    _continue(campaign, db, as_json, None)
+def resume_command(campaign: str, smtp: str | None, db: str, as_json: bool) -> None:
+    """Resume a paused (or interrupted) campaign in the foreground, with the settings of the
+    send that started it (or through another route with --smtp)."""
+    _continue(campaign, db, as_json, None, smtp)
+
+
+@click.command("delete")
+@click.argument("campaign")
+@click.option("--force", is_flag=True, help="Delete even a campaign that may be sending now.")
+@db_option
+def delete_command(campaign: str, force: bool, db: str) -> None:
+    """Delete a campaign with its messages and their history (the suppression list stays)."""
+    store = _open_existing(db)
+    try:
+        record = store.get_campaign(_ref(campaign))
+        live = record.state in (CampaignState.RUNNING, CampaignState.WAITING)
+        if live and not force:
+            raise UsageError(
+                f"campaign {record.id} is {record.state.value} (a process may be sending it):"
+                f" `mailpacer pause {record.id}` first, or delete it with --force"
+            )
+        total = store.stats(record.id).total
+        store.delete_campaign(record.id)
+        err.print(f"campaign {record.id} ({record.name}) deleted with its {total} message(s)")
+    finally:
+        store.close()
 
 
 @click.command("retry")
@@ -303,4 +348,11 @@ def retry_command(campaign: str, which: str | None, db: str, as_json: bool) -> N
     _continue(campaign, db, as_json, states)
 
 
-COMMANDS = [status_command, pause_command, resume_command, cancel_command, retry_command]
+COMMANDS = [
+    status_command,
+    pause_command,
+    resume_command,
+    cancel_command,
+    retry_command,
+    delete_command,
+]

@@ -224,8 +224,9 @@ def send_command(
     """Send RECIPIENTS (CSV, .xlsx or .jsonl) with a template through an SMTP server, as fast
     as it allows.
 
-    Flags win over MAILPACER_* variables, which win over mailpacer.toml. Re-running the same
-    command continues the same campaign.
+    Flags win over MAILPACER_* variables, which win over mailpacer.toml. Re-running with the
+    same recipients, template and sender continues the same campaign, through the route (and
+    with the settings) given this time.
 
     \b
     Exit codes:
@@ -279,6 +280,7 @@ def send_command(
     try:
         prepared = prepare(store, settings, checked)
         print_suppressed(prepared)
+        say_route_change(prepared)
         campaign = prepared.campaign
         report = run_engine(
             store, campaign, settings, prepared.composer, as_json=as_json, title=campaign.name
@@ -293,6 +295,16 @@ def _print_check(checked: CampaignCheck) -> None:
         err.print(f"[yellow]warning:[/] {warning}")
     for problem in checked.problems:  # only with --skip-invalid: reported, not sent
         err.print(f"[yellow]skipped:[/] {problem}")
+
+
+def say_route_change(prepared: Prepared) -> None:
+    """A re-run through another route continues the same campaign: say so (on stderr)."""
+    if prepared.previous_route is not None:
+        record = prepared.campaign
+        err.print(
+            f"campaign {record.id} ({record.name}) continues through {record.route_key}"
+            f" (it was sending through {prepared.previous_route})"
+        )
 
 
 def print_suppressed(prepared: Prepared) -> None:

@@ -53,7 +53,17 @@ class CampaignSettings:
     unsubscribe_url: str | None = None  #: one-click unsubscribe base URL (else the template's)
 
     def campaign_key(self) -> str:
-        """Same recipients, template, sender and route → the same campaign (re-runs continue)."""
+        """Same recipients, template and sender → the same campaign: a re-run continues it,
+        through whatever route it names now."""
+        parts = [
+            str(self.recipients.resolve()),
+            str(self.template.resolve()),
+            envelope_address(self.sender),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+    def legacy_key(self) -> str:
+        """The key campaigns made before 0.2 have: the route was part of it."""
         parts = [
             str(self.recipients.resolve()),
             str(self.template.resolve()),

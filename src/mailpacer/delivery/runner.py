@@ -27,7 +27,7 @@ from mailpacer.compose.unsubscribe import OneClick, check_base_url, secret_from_
 from mailpacer.config.campaign import CampaignSettings
 from mailpacer.config.file import parse_rate
 from mailpacer.config.sender import envelope_address
-from mailpacer.core.errors import UsageError
+from mailpacer.core.errors import NotFound, UsageError
 from mailpacer.core.events import Observer
 from mailpacer.core.limits import Limits
 from mailpacer.core.route import parse_route
@@ -57,6 +57,7 @@ class Prepared:
     campaign: CampaignRecord
     composer: Composer
     suppressed: list[Suppressed] = field(default_factory=list)
+    previous_route: str | None = None  #: the route the campaign was sending through until now
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,7 @@ def prepare(
     one_click = one_click_for(
         settings.unsubscribe_url, template, os.environ if environ is None else environ
     )
-    key = settings.campaign_key()
-    campaign, _ = store.get_or_create_campaign(
-        key,
-        name=settings.name or settings.recipients.stem,
-        route_key=settings.route.key,
-        options=settings.to_stored(),
-    )
+    campaign, previous_route = _campaign_for(store, settings)
     rows = iter_recipients(
         settings.recipients, skip_rows=checked.skip_rows, fmt=table_format(settings)
     )
@@ -129,11 +124,32 @@ def prepare(
     composer = Composer(
         template,
         sender=settings.sender,
-        campaign_key=key,
+        campaign_key=campaign.key,  # Message-IDs follow the campaign's key: resends match
         base_dir=settings.recipients.resolve().parent,
         one_click=one_click,
     )
-    return Prepared(campaign, composer, suppressed)
+    return Prepared(campaign, composer, suppressed, previous_route)
+
+
+def _campaign_for(store: Store, settings: CampaignSettings) -> tuple[CampaignRecord, str | None]:
+    """The campaign these settings continue (found by its key, or by the key campaigns made
+    before 0.2 had), its stored settings brought up to date; or a new one. Also the route it
+    was sending through, when that changes."""
+    options = settings.to_stored()
+    route_key = settings.route.key
+    try:
+        found = store.get_campaign(settings.legacy_key())
+    except NotFound:
+        name = settings.name or settings.recipients.stem
+        found, created = store.get_or_create_campaign(
+            settings.campaign_key(), name=name, route_key=route_key, options=options
+        )
+        if created:
+            return found, None
+    previous = found.route_key if found.route_key != route_key else None
+    if previous is not None or found.options != options:
+        found = store.update_campaign(found.id, route_key=route_key, options=options)
+    return found, previous
 
 
 def _not_suppressed(

@@ -218,6 +218,18 @@ class Store(Protocol):
         still applies (:class:`InvalidTransition`)."""
         ...
 
+    def update_campaign(
+        self, campaign_id: int, *, route_key: str, options: dict[str, Any]
+    ) -> CampaignRecord:
+        """Replace the route and the stored settings (a re-run through another route, or with
+        other settings); the state and the messages are untouched."""
+        ...
+
+    def delete_campaign(self, campaign_id: int) -> None:
+        """Remove a campaign with its messages, attempts and events (suppressions it caused
+        stay); :class:`NotFound` if there is none."""
+        ...
+
     def add_messages(
         self, campaign_id: int, messages: Iterable[NewMessage], *, batch_size: int = 5000
     ) -> int:

@@ -11,6 +11,7 @@ campaign scans its messages.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import threading
@@ -239,6 +240,28 @@ class MemoryStore:
                 check_campaign_transition(c.state, state)
             c.state, c.reason, c.updated_at = state, reason, time.time()
             return c.record()
+
+    def update_campaign(
+        self, campaign_id: int, *, route_key: str, options: dict[str, Any]
+    ) -> CampaignRecord:
+        text = dump_json(options, "campaign options")
+        with self._lock() as t:
+            c = self._campaign(t, campaign_id)
+            c.route_key, c.options, c.updated_at = route_key, text, time.time()
+            return c.record()
+
+    def delete_campaign(self, campaign_id: int) -> None:
+        with self._lock() as t:
+            self._campaign(t, campaign_id)
+            del t.campaigns[campaign_id]
+            gone = [mid for mid, m in t.messages.items() if m.campaign_id == campaign_id]
+            for mid in gone:
+                del t.messages[mid]
+                t.attempts.pop(mid, None)
+            t.events[:] = [e for e in t.events if e[1] != campaign_id]
+            for key, s in list(t.suppressed.items()):
+                if s.campaign_id == campaign_id:  # as ON DELETE SET NULL does
+                    t.suppressed[key] = dataclasses.replace(s, campaign_id=None)
 
     # -- messages ------------------------------------------------------------------------
     def add_messages(

@@ -160,6 +160,25 @@ class SqlStore(abc.ABC):
             return self._campaign_row(conn, campaign_id)
 
     # -- messages ------------------------------------------------------------------------
+    def update_campaign(
+        self, campaign_id: int, *, route_key: str, options: dict[str, Any]
+    ) -> CampaignRecord:
+        params = {
+            "id": campaign_id,
+            "route_key": route_key,
+            "options": dump_json(options, "campaign options"),
+            "now": time.time(),
+        }
+        with self._write() as conn:
+            self._campaign_row(conn, campaign_id, "lock_campaign")
+            conn.execute(self._q["update_campaign"], params)
+            return self._campaign_row(conn, campaign_id)
+
+    def delete_campaign(self, campaign_id: int) -> None:
+        with self._write() as conn:
+            self._campaign_row(conn, campaign_id, "lock_campaign")
+            conn.execute(self._q["delete_campaign"], {"id": campaign_id})
+
     def add_messages(
         self, campaign_id: int, messages: Iterable[NewMessage], *, batch_size: int = 5000
     ) -> int:

@@ -42,6 +42,13 @@ FROM campaigns ORDER BY id;
 UPDATE campaigns SET state = :state, reason = :reason, updated_at = :now
 WHERE id = :id AND state = :old;
 
+-- name: update_campaign
+UPDATE campaigns SET route_key = :route_key, options = :options, updated_at = :now
+WHERE id = :id;
+
+-- name: delete_campaign
+DELETE FROM campaigns WHERE id = :id;
+
 -- name: insert_message
 INSERT INTO messages (campaign_id, row, email, variables, updated_at)
 VALUES (:campaign_id, :row, :email, :variables, :now)

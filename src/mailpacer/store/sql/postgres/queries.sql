@@ -44,6 +44,13 @@ FROM campaigns ORDER BY id;
 UPDATE campaigns SET state = %(state)s, reason = %(reason)s, updated_at = %(now)s
 WHERE id = %(id)s AND state = %(old)s;
 
+-- name: update_campaign
+UPDATE campaigns SET route_key = %(route_key)s, options = %(options)s, updated_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: delete_campaign
+DELETE FROM campaigns WHERE id = %(id)s;
+
 -- name: insert_message
 INSERT INTO messages (campaign_id, row, email, variables, updated_at)
 VALUES (%(campaign_id)s, %(row)s, %(email)s, %(variables)s::jsonb, %(now)s)
