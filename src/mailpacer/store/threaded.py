@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Outcome,
         Recovery,
         Store,
+        SuppressionRecord,
     )
 
 T = TypeVar("T")
@@ -131,6 +132,16 @@ class AsyncStore:
             lambda s: s.set_campaign_state(campaign_id, state, reason, expected=expected)
         )
 
+    async def update_campaign(
+        self, campaign_id: int, *, route_key: str, options: dict[str, Any]
+    ) -> CampaignRecord:
+        return await self._call(
+            lambda s: s.update_campaign(campaign_id, route_key=route_key, options=options)
+        )
+
+    async def delete_campaign(self, campaign_id: int) -> None:
+        await self._call(lambda s: s.delete_campaign(campaign_id))
+
     async def add_messages(
         self, campaign_id: int, messages: Iterable[NewMessage], *, batch_size: int = 5000
     ) -> int:
@@ -212,6 +223,19 @@ class AsyncStore:
         self, campaign_id: int | None = None, *, after_id: int = 0, limit: int = 100
     ) -> list[EventRecord]:
         return await self._call(lambda s: s.events(campaign_id, after_id=after_id, limit=limit))
+
+    # -- the suppression list ----------------------------------------------------------------
+    async def add_suppressions(self, emails: Sequence[str], *, reason: str, source: str) -> int:
+        return await self._call(lambda s: s.add_suppressions(emails, reason=reason, source=source))
+
+    async def remove_suppressions(self, emails: Sequence[str]) -> int:
+        return await self._call(lambda s: s.remove_suppressions(emails))
+
+    async def suppressions(self, *, limit: int = 1000, offset: int = 0) -> list[SuppressionRecord]:
+        return await self._call(lambda s: s.suppressions(limit=limit, offset=offset))
+
+    async def suppressed_among(self, emails: Sequence[str]) -> dict[str, SuppressionRecord]:
+        return await self._call(lambda s: s.suppressed_among(emails))
 
 
 def _in_thread(opened: Future[Store], operation: Callable[[Store], T]) -> T:
