@@ -11,11 +11,12 @@ minute, over the whole window and after the first second (the start's fixed cost
 
 ``--legacy`` runs the engine from before the redesign (commit ``f52aef9``: ``Engine(store,
 campaign, route, render, EngineOptions(sender=...))``, ``await engine.run()``), imported from
-whatever ``mailpacer`` is first on the path. Run, from the repository root:
+whatever ``mailpacer`` is first on the path; ``--compare SRC`` runs this engine, then the
+legacy one in a child process with ``PYTHONPATH=SRC``, and prints both rows. Run, from the
+repository root (about 1 minute):
 
-    .venv/bin/python bench/idle_tail.py [--seconds 30]
     git worktree add --detach ../wt-oldmain f52aef9
-    PYTHONPATH=../wt-oldmain/src .venv/bin/python bench/idle_tail.py --legacy [--seconds 30]
+    .venv/bin/python bench/idle_tail.py --compare ../wt-oldmain/src [--seconds 30]
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -216,27 +220,46 @@ def main() -> None:
     parser.add_argument("--sent", type=int, default=400, help="of --messages, already sent")
     parser.add_argument("--retry-in", type=float, default=600.0, help="deferred until now + this")
     parser.add_argument("--legacy", action="store_true", help="the engine of commit f52aef9")
+    parser.add_argument("--compare", metavar="SRC", help="then the legacy engine from SRC")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
-    result = measure(
-        args.seconds,
-        messages=args.messages,
-        sent=args.sent,
-        retry_in=args.retry_in,
-        legacy=args.legacy,
-    )
-    print(json.dumps(result, indent=1))
-    w, a = result["whole"], result["after_1s"]
+    results = [
+        measure(
+            args.seconds,
+            messages=args.messages,
+            sent=args.sent,
+            retry_in=args.retry_in,
+            legacy=args.legacy,
+        )
+    ]
+    if args.json:
+        print(json.dumps(results[0]))
+        return
+    if args.compare:
+        argv = [sys.argv[0], "--legacy", "--json", "--seconds", str(args.seconds)]
+        argv += ["--messages", str(args.messages), "--sent", str(args.sent)]
+        argv += ["--retry-in", str(args.retry_in)]
+        env = {**os.environ, "PYTHONPATH": args.compare}
+        child = subprocess.run(
+            [sys.executable, *argv], env=env, capture_output=True, text=True, check=True
+        )
+        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    for result in results:
+        print(json.dumps(result, indent=1))
     print()
     print(
         "| engine | window s | write tx/min (changed a row) | reads/min | stats/min "
-        "| after the first second: write tx/min (changed) | reads/min | stats/min |"
+        "| after the first second: write tx/min (changed) | reads/min | stats/min "
+        "| SMTP connections |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    print(
-        f"| {result['engine']} | {result['seconds']:.0f} | {w['tx']:.1f} ({w['tx-changed']:.1f}) "
-        f"| {w['read']:.1f} | {w['stats']:.1f} | {a['tx']:.1f} ({a['tx-changed']:.1f}) "
-        f"| {a['read']:.1f} | {a['stats']:.1f} |"
-    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        w, a = r["whole"], r["after_1s"]
+        print(
+            f"| {r['engine']} | {r['seconds']:.0f} | {w['tx']:.1f} ({w['tx-changed']:.1f}) "
+            f"| {w['read']:.1f} | {w['stats']:.1f} | {a['tx']:.1f} ({a['tx-changed']:.1f}) "
+            f"| {a['read']:.1f} | {a['stats']:.1f} | {r['smtp_connections']} |"
+        )
 
 
 if __name__ == "__main__":
