@@ -68,6 +68,7 @@ class Engine:
         self.worker = worker_identity()
         self.routes: dict[str, RouteRuntime] = {}
         self.runs: dict[int, CampaignRun] = {}
+        self._routes_lock = asyncio.Lock()
         self._seed = seed
 
     def __repr__(self) -> str:
@@ -128,8 +129,7 @@ class Engine:
         run.tally = RunTally(await self.db.stats(cid))
         self.events.emit(Event(EventKind.STARTED, cid, started, self._progress(run)))
         self.runs[cid] = run
-        route = await self._route(settings)
-        route.attach(run)
+        route = await self._attach(run)
         try:
             done = await self._feed(run, route)
         finally:
@@ -272,24 +272,29 @@ class Engine:
         )
 
     # -- routes --------------------------------------------------------------------------
-    async def _route(self, settings: CampaignSettings) -> RouteRuntime:
+    async def _attach(self, run: CampaignRun) -> RouteRuntime:
+        """Attach ``run`` to its route's runtime, made on first use. Under a lock, so two
+        campaigns starting at once on one route share one runtime (one pacer, one pool)."""
+        settings = run.settings
         key = settings.route.key
-        route = self.routes.get(key)
-        if route is None:
-            learned = await self.db.load_route_limits(key)
+        async with self._routes_lock:
+            route = self.routes.get(key)
+            if route is None:
+                learned = await self.db.load_route_limits(key)
 
-            async def save(limits: dict[str, Any]) -> None:
-                await self.db.save_route_limits(key, limits)
+                async def save(limits: dict[str, Any]) -> None:
+                    await self.db.save_route_limits(key, limits)
 
-            route = RouteRuntime(
-                settings.route,
-                learned=Limits.from_dict(learned) if learned else None,
-                ceilings=settings.ceilings,
-                pacer_config=self.pacer_config,
-                timing=self.timing,
-                save_limits=save,
-            )
-            self.routes[key] = route
+                route = RouteRuntime(
+                    settings.route,
+                    learned=Limits.from_dict(learned) if learned else None,
+                    ceilings=settings.ceilings,
+                    pacer_config=self.pacer_config,
+                    timing=self.timing,
+                    save_limits=save,
+                )
+                self.routes[key] = route
+            route.attach(run)
         return route
 
     def _marker(self) -> Callable[[list[int]], Any]:
@@ -308,8 +313,8 @@ class Engine:
                     await run.changed.wait()
         route.detach(run)
         self.runs.pop(run.campaign.id, None)
-        if not route.feeds:
-            self.routes.pop(route.route.key, None)
+        if not route.feeds and self.routes.get(route.route.key) is route:
+            del self.routes[route.route.key]
             with contextlib.suppress(Exception):  # an internal error is reported, not raised
                 await route.wait_closed()
         await self._write(run)
