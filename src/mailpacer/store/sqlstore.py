@@ -268,11 +268,23 @@ class SqlStore(abc.ABC):
     def recover(
         self, campaign_id: int, *, now: float, resend: bool, is_alive: Callable[[str], bool]
     ) -> Recovery:
-        with self._write() as conn:
+        params = {"campaign_id": campaign_id}
+        known: dict[str, bool] = {}
+
+        def alive(worker: str) -> bool:  # asked once per worker over both looks
+            if worker not in known:
+                known[worker] = is_alive(worker)
+            return known[worker]
+
+        with self._read() as conn:  # most heartbeats find nothing to take: no write lock then
             self._campaign_row(conn, campaign_id)
-            params = {"campaign_id": campaign_id}
             sending = conn.execute(self._q["sending_messages"], params).fetchall()
-            lost = outcomes_mod.recovery(sending, now=now, resend=resend, is_alive=is_alive)
+        first = outcomes_mod.recovery(sending, now=now, resend=resend, is_alive=alive)
+        if not first.outcomes and not first.unstarted:
+            return Recovery([], [])
+        with self._write() as conn:
+            sending = conn.execute(self._q["sending_messages"], params).fetchall()
+            lost = outcomes_mod.recovery(sending, now=now, resend=resend, is_alive=alive)
             if lost.unstarted:
                 back = {"ids": self._array(lost.unstarted), "now": now}
                 changed = conn.execute(self._q["requeue_unstarted"], back).rowcount
