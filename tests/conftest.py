@@ -17,7 +17,8 @@ def sandbox() -> Iterator[Callable[..., Sandbox]]:
     """Start sandboxes on 127.0.0.1 (any free port); all are stopped at teardown.
 
     ``sandbox("strict", greylist_seconds=1.0)``: a profile name or :class:`Profile`, profile
-    fields to override, and ``mailbox_dir=`` / ``keep_data=`` / ``password=`` for the sandbox.
+    fields to override, and ``mailbox_dir=`` / ``keep_data=`` / ``password=`` / ``port=`` (to
+    start one again where another was) for the sandbox.
     """
     started: list[Sandbox] = []
 
@@ -27,11 +28,13 @@ def sandbox() -> Iterator[Callable[..., Sandbox]]:
         mailbox_dir: Path | None = None,
         keep_data: bool = True,
         password: str | None = None,
+        port: int = 0,
         **overrides: Any,
     ) -> Sandbox:
         base = get_profile(profile) if isinstance(profile, str) else profile
         sb = Sandbox(
             dataclasses.replace(base, **overrides),
+            port=port,
             mailbox_dir=mailbox_dir,
             keep_data=keep_data,
             password=password,

@@ -3,6 +3,7 @@ away mid-campaign, or a message is refused for itself in words that read like a 
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from pathlib import Path
@@ -40,8 +41,9 @@ def test_a_dead_co_workers_messages_are_recovered_while_sending(store: Store, sa
 
 
 def test_server_gone_mid_campaign_pauses_with_the_reason(store: Store, sandbox: Any) -> None:
-    """The server stops after 20 messages: connect failures are not taken for a connection
-    limit (nothing is open), the route fails, the campaign pauses, nothing is marked failed."""
+    """The server stops after 20 messages and stays away longer than the outage wait (1 s
+    here): connect failures are not taken for a connection limit, the route fails, the
+    campaign pauses, nothing is marked failed."""
     sb = sandbox("unlimited", data_latency=0.05)
     record = campaign(store, 300)
 
@@ -53,10 +55,42 @@ def test_server_gone_mid_campaign_pauses_with_the_reason(store: Store, sandbox: 
 
     threading.Thread(target=stop_server, daemon=True).start()
     route = Route(host=sb.host, port=sb.port, timeout=3.0)
-    report = run_engine(store, record, route)
+    report = run_engine(store, record, route, outage_seconds=1.0)
     assert report.state == "paused"
     assert report.route_error and "cannot connect" in report.route_error
     assert report.failed == 0 and report.sent >= 20
+
+
+@pytest.mark.slow
+def test_an_outage_is_waited_out_and_teaches_nothing(store: Store, sandbox: Any) -> None:
+    """Issue 15.9: the `strict` server stops 2 s into a 400-message campaign and comes back on
+    the same port 30 s later. The campaign finishes by itself: nothing lost or failed,
+    duplicates only among uncertain messages, and the learned limit is the server's 2
+    connections (as without the outage), not "1 connection" learned from the silence."""
+    first = sandbox("strict", data_latency=0.02)
+    port = first.port
+    record = campaign(store, 400)
+    later: list[Any] = []
+
+    def outage() -> None:
+        deadline = time.monotonic() + 30
+        while len(first.messages) < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first.close()
+        time.sleep(30)
+        later.append(sandbox("strict", data_latency=0.02, port=port))
+
+    thread = threading.Thread(target=outage, daemon=True)
+    thread.start()
+    route = Route(host=first.host, port=port, timeout=3.0)
+    report = run_engine(store, record, route)
+    thread.join()
+    assert (report.state, report.sent, report.failed) == ("done", 400, 0), report
+    received = collections.Counter(m.message_id for sb in (first, *later) for m in sb.messages)
+    assert len(received) == 400
+    duplicated = sum(n - 1 for n in received.values())
+    assert duplicated <= report.uncertain
+    assert report.limits["connections"] == 2, report.limits
 
 
 def test_a_message_refused_for_itself_in_limit_words_fails_instead_of_looping(

@@ -109,10 +109,11 @@ def test_gate_backs_off_exponentially_and_fails_after_the_tries() -> None:
 
 
 def test_gate_waits_out_an_outage_before_failing() -> None:
-    """With ``outage_seconds``, five quick failures are not enough: the failures must also have
-    lasted that long (a server restart is waited out); an open resets the count."""
+    """Once a connection has worked, five quick failures are not enough: they must also have
+    lasted ``outage_seconds`` (a server restart is waited out); an open resets the count."""
     clock = Clock()
     gate = ConnectGate(clock, Timing(outage_seconds=30.0, connect_backoff_max=5.0))
+    gate.opened()
     for _ in range(8):
         gate.refused(why="refused", throttled=False, open_connections=0, fatal=False)
         clock.now += gate.wait()
@@ -125,6 +126,16 @@ def test_gate_waits_out_an_outage_before_failing() -> None:
         if gate.failure:
             break
     assert gate.failure is not None and "(" in gate.failure
+
+
+def test_gate_a_route_that_never_answered_fails_in_seconds() -> None:
+    """A wrong port: nothing ever got through, so the outage wait does not apply."""
+    clock = Clock()
+    gate = ConnectGate(clock, Timing(outage_seconds=300.0))
+    for _ in range(5):
+        gate.refused(why="connection refused", throttled=False, open_connections=0, fatal=False)
+        clock.now += gate.wait()
+    assert gate.failure is not None and clock.now - 100.0 < 10.0
 
 
 def test_gate_a_throttle_with_others_open_is_the_pacers_business() -> None:

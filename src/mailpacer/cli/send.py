@@ -27,6 +27,7 @@ from mailpacer.compose import CampaignCheck, Composer, iter_recipients, load_tem
 from mailpacer.compose.tables import TableFormat, parse_delimiter
 from mailpacer.compose.validate import validate_campaign
 from mailpacer.config.campaign import CampaignSettings
+from mailpacer.config.file import parse_duration
 from mailpacer.config.sender import envelope_address
 from mailpacer.config.settings import load_settings
 from mailpacer.core.errors import UsageError
@@ -34,6 +35,7 @@ from mailpacer.core.events import Observer
 from mailpacer.delivery.engine import Engine
 from mailpacer.delivery.report import Report
 from mailpacer.delivery.runner import Prepared, check, default_db, one_click_for, prepare
+from mailpacer.delivery.scheduler import Timing
 from mailpacer.store import CampaignRecord, Store, open_store
 
 err = Console(stderr=True, soft_wrap=True)  # log files get whole lines, not 80 columns
@@ -57,6 +59,7 @@ def run_engine(
     *,
     as_json: bool,
     title: str,
+    timing: Timing | None = None,
 ) -> Report:
     """Run the campaign with a progress bar and Ctrl-C handling; print and return the report."""
     observers: list[Observer] = []
@@ -65,7 +68,7 @@ def run_engine(
         observers.append(view)
 
     async def main() -> Report:
-        engine = Engine(store, observers=observers)
+        engine = Engine(store, observers=observers, timing=timing)
         loop = asyncio.get_running_loop()
         presses = 0
 
@@ -184,6 +187,13 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 )
 @click.option("--name", help="Campaign name (default: the recipients file's name).")
 @click.option(
+    "--outage-wait",
+    default="5m",
+    show_default=True,
+    help="How long a server that stops answering mid-campaign is waited for (retried every few"
+    " seconds) before the route counts as failed, e.g. 90s, 10m, 2h.",
+)
+@click.option(
     "--encoding", help="Encoding of a CSV list, e.g. gbk, cp1252 (default: UTF-8, BOM or not)."
 )
 @click.option(
@@ -216,6 +226,7 @@ def send_command(
     dry_run: bool,
     out_dir: Path | None,
     name: str | None,
+    outage_wait: str,
     encoding: str | None,
     delimiter: str | None,
     unsubscribe_url: str | None,
@@ -256,6 +267,10 @@ def send_command(
             "hold_uncertain": hold_uncertain,
         }
     )
+    try:
+        timing = Timing(outage_seconds=parse_duration(outage_wait))
+    except ValueError as exc:
+        raise UsageError(f"--outage-wait: {exc}") from None
     fmt = TableFormat(encoding=encoding, delimiter=parse_delimiter(delimiter))
     sender = resolved.require_sender()
     envelope_address(sender, source=_source(resolved.origins.get("from", "flag --from")))
@@ -283,7 +298,13 @@ def send_command(
         say_route_change(prepared)
         campaign = prepared.campaign
         report = run_engine(
-            store, campaign, settings, prepared.composer, as_json=as_json, title=campaign.name
+            store,
+            campaign,
+            settings,
+            prepared.composer,
+            as_json=as_json,
+            title=campaign.name,
+            timing=timing,
         )
     finally:
         store.close()

@@ -244,6 +244,9 @@ class RouteRuntime:
             conn = await Connection.open(self.route, self._made)
         except ConnectFailed as failure:
             self.connecting -= 1
+            if failure.unreachable:  # nobody listens (an outage, a wrong port): not a limit
+                self._unreachable(failure.reply)
+                return None
             # the others being opened got past TCP too: they count as working for the reading
             others = self.open + self.connecting
             result = classify(failure.reply, self._rules())
@@ -272,6 +275,17 @@ class RouteRuntime:
         defaults plus the user's, the same for every campaign started from one config)."""
         return self.feeds[0].rules if self.feeds else ()
 
+    def _unreachable(self, reply: Reply) -> None:
+        """TCP did not get through: back off (the gate decides when the route has failed),
+        teach the pacer nothing."""
+        self.gate.refused(why=reply.text, throttled=False, open_connections=self.open, fatal=False)
+        self._gate_failed()
+
+    def _gate_failed(self) -> None:
+        if self.gate.failure is not None:
+            for run in self.feeds:
+                run.stop(self.gate.failure, route_error=True)
+
     def _connect_failed(self, reply: Reply, result: Classification) -> None:
         verdict = result.verdict
         self.pacer.observe(
@@ -291,9 +305,7 @@ class RouteRuntime:
             open_connections=self.open,
             fatal=verdict is V.ROUTE_FAILURE,
         )
-        if self.gate.failure is not None:
-            for run in self.feeds:
-                run.stop(self.gate.failure, route_error=True)
+        self._gate_failed()
 
     async def _send(self, conn: Connection, run: CampaignRun, message: ClaimedMessage) -> None:
         try:

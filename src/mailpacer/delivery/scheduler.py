@@ -45,9 +45,9 @@ class Timing:
     idle_close_seconds: float = 5.0  #: a connection with nothing to do is closed after this
     waiting_after: float = 1.0  #: a route block this long shows the campaign as ``waiting``
     max_connect_failures: int = 5  #: failed opens in a row, none open, that fail the route ...
-    outage_seconds: float = 0.0  #: ... once they have also lasted this long (a restart passes)
+    outage_seconds: float = 300.0  #: ... once they have lasted this long, if the route had worked
     connect_backoff: float = 0.2  #: first wait after a failed open, doubling ...
-    connect_backoff_max: float = 30.0  #: ... up to this
+    connect_backoff_max: float = 5.0  #: ... up to this (an outage is tried every 5 s)
 
 
 def claim_size(*, ready: int, connections: int) -> int:
@@ -88,8 +88,10 @@ class ConnectGate:
 
     A refusal while other connections are open is the pacer's business (a connection limit);
     failures with nothing open back off exponentially. The route fails after
-    ``max_failures`` such failures in a row that have also lasted ``outage_seconds`` (so a
-    server restart is waited out), or at once on a fatal reply (authentication, TLS).
+    ``max_connect_failures`` such failures in a row, or at once on a fatal reply
+    (authentication, TLS). Once a connection has worked, the failures must also have lasted
+    ``outage_seconds``: a server that goes away (a restart, a network blip) is waited out,
+    while a route that never answered (a wrong port) fails in seconds.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class ConnectGate:
         self._failures = 0
         self._first_failure = math.inf
         self._retry_at = -math.inf
+        self._worked = False  #: a connection got through at least once
         self.failure: str | None = None  #: why the route failed, once it has
 
     def __repr__(self) -> str:
@@ -113,6 +116,7 @@ class ConnectGate:
 
     def opened(self) -> None:
         """A connection got through: the run of failures is over."""
+        self._worked = True
         self._failures = 0
         self._first_failure = math.inf
         self._retry_at = -math.inf
@@ -131,10 +135,11 @@ class ConnectGate:
         backoff = min(t.connect_backoff_max, t.connect_backoff * 2 ** (self._failures - 1))
         self._retry_at = now + backoff
         lasted = now - self._first_failure
+        outage = t.outage_seconds if self._worked else 0.0
         if (
             not throttled
             and open_connections == 0
             and self._failures >= t.max_connect_failures
-            and lasted >= t.outage_seconds
+            and lasted >= outage
         ):
             self.failure = f"cannot connect to {self._name} ({self._failures} tries): {why}"

@@ -32,11 +32,14 @@ _GOES_ON = {Phase.MAIL: (250,), Phase.RCPT: (250, 251), Phase.DATA: (354,)}
 
 
 class ConnectFailed(Exception):
-    """Opening a connection failed; ``reply`` says in which phase and what the server said."""
+    """Opening a connection failed; ``reply`` says in which phase and what the server said.
+    ``unreachable``: not even TCP got through (refused, no route, connect timeout) — nobody is
+    listening there now, which says nothing about the server's limits."""
 
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, *, unreachable: bool = False) -> None:
         super().__init__(f"{reply.phase}: {reply.code} {reply.text}")
         self.reply = reply
+        self.unreachable = unreachable
 
 
 def frame_payload(message: bytes) -> bytes:
@@ -119,7 +122,8 @@ class Connection:
             raise ConnectFailed(Reply(exc.code, exc.message, phase)) from None
         except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
-            raise ConnectFailed(Reply(None, _describe(exc), phase)) from None
+            reply = Reply(None, _describe(exc), phase)
+            raise ConnectFailed(reply, unreachable=_unreachable(exc, phase)) from None
         conn = cls(client=client, route=route, number=number)
         conn.extensions = dict(client.esmtp_extensions)
         conn.extensions["_ehlo"] = ehlo.message
@@ -287,6 +291,15 @@ async def _greet(client: aiosmtplib.SMTP) -> aiosmtplib.SMTPResponse:
         if exc.code not in _EHLO_UNKNOWN:
             raise
     return await client.helo()
+
+
+def _unreachable(exc: BaseException, phase: Phase) -> bool:
+    """The TCP connection itself failed (before any byte from the server)."""
+    if phase is not Phase.CONNECT:
+        return False
+    cause = exc.__cause__ if isinstance(exc, aiosmtplib.SMTPException) else exc
+    tcp = isinstance(cause, OSError | TimeoutError)
+    return tcp and not isinstance(cause, aiosmtplib.SMTPException)
 
 
 def _describe(exc: BaseException) -> str:
