@@ -174,3 +174,33 @@ def test_next_retry_bounds(
         assert now <= at <= first + policy.max_age_seconds
         if hint is not None and 0 <= hint <= policy.max_hint_seconds:
             assert at == pytest.approx(now + hint)
+
+
+def test_a_fault_of_one_message_while_the_route_works_is_retried_soon() -> None:
+    """Issue 15.5: a transient fault on a message's sixth attempt waits the ladder's sixth rung
+    when the route is failing, but only the first rung (5 s) while the server accepts others;
+    the attempt still counts, so max_attempts still ends it. A greylisting with a hint waits
+    exactly the hint, whatever the attempt."""
+    from mailpacer.core.classify import Classification, Phase, Reply, Verdict
+    from mailpacer.core.outcome import decide
+    from mailpacer.core.states import MessageState
+
+    policy = RetryPolicy(jitter=0.0)
+    reply = Reply(451, "4.3.0 temporary failure", Phase.DATA_END)
+    fault = Classification(Verdict.TRANSIENT, "4.3.0", None, "transient")
+
+    def retry_in(**kw: object) -> float:
+        [d] = decide(reply, fault, attempts=5, first_attempt_at=0.0, now=100.0,
+                     policy=policy, rng=random.Random(1), **kw)  # type: ignore[arg-type]  # fmt: skip
+        assert d.state is MessageState.DEFERRED and d.count_attempt and d.retry_at is not None
+        return d.retry_at - 100.0
+
+    assert retry_in(route_accepting=True) == 5.0
+    assert retry_in(route_accepting=False) == 5.0 * 4**5
+    grey = Classification(Verdict.GREYLIST, "4.7.1", 3.0, "greylist")
+    [d] = decide(reply, grey, attempts=7, first_attempt_at=0.0, now=100.0, policy=policy,
+                 rng=random.Random(1))  # fmt: skip
+    assert d.retry_at == 103.0
+    [last] = decide(reply, fault, attempts=11, first_attempt_at=0.0, now=100.0, policy=policy,
+                    rng=random.Random(1), route_accepting=True)  # fmt: skip
+    assert last.state is MessageState.FAILED

@@ -85,19 +85,24 @@ def next_retry(
     hint: float | None,
     rng: random.Random,
     floor: float = 0.0,
+    ladder: int | None = None,
 ) -> float | None:
     """When to try again (a timestamp on ``now``'s clock), or ``None`` to give up (→ failed).
 
     ``attempts`` counts the attempts made so far, the one that just failed included. A server
     ``hint`` in seconds replaces the computed backoff (greylisting asks for a precise wait);
-    without one, the backoff is at least ``floor`` seconds.
+    without one, the backoff is at least ``floor`` seconds. ``ladder``: the rung of the backoff
+    to use instead of ``attempts`` (1: the first delay — a fault of this message alone while
+    the server takes others is not a reason to wait longer each time); ``attempts`` still
+    decides when to give up.
     """
     if attempts >= policy.max_attempts:
         return None
     if hint is not None and math.isfinite(hint):
         delay = min(max(hint, 0.0), policy.max_hint_seconds)
     else:
-        delay = max(backoff_delay(policy, attempts, rng), floor)
+        rung = attempts if ladder is None else ladder
+        delay = max(backoff_delay(policy, rung, rng), floor)
     retry_at = now + delay
     if retry_at - first_attempt_at > policy.max_age_seconds:
         return None

@@ -140,8 +140,16 @@ class CampaignRun:
         self._count(M.FAILED.value)
         self._done_on_wire()
 
-    def record(self, message: ClaimedMessage, reply: Reply, result: Classification) -> None:
-        """Buffer what the reply means for the message; count it; tell observers."""
+    def record(
+        self,
+        message: ClaimedMessage,
+        reply: Reply,
+        result: Classification,
+        *,
+        route_accepting: bool = False,
+    ) -> None:
+        """Buffer what the reply means for the message; count it; tell observers.
+        ``route_accepting``: the route accepted other messages moments ago."""
         verdict = result.verdict
         now = time.time()
         decisions = decide(
@@ -153,6 +161,7 @@ class CampaignRun:
             policy=self.settings.retry,
             rng=self.rng,
             resend_uncertain=self.settings.resend_uncertain,
+            route_accepting=route_accepting,
         )
         for decision in decisions:
             own = decision.verdict == verdict

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = ["RouteRuntime"]
 log = logging.getLogger("mailpacer")
 V = Verdict
 _SETUP_PHASES = frozenset({Phase.CONNECT, Phase.EHLO, Phase.STARTTLS, Phase.AUTH})
+_ACCEPTING_SECONDS = 10.0  #: an acceptance this recent means the route works right now
 
 
 class RouteRuntime:
@@ -72,6 +74,7 @@ class RouteRuntime:
         self._saved = (learned or Limits()).to_dict()
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_accepted = -math.inf  #: when the server last accepted a message (monotonic)
 
     def __repr__(self) -> str:
         return (
@@ -330,7 +333,11 @@ class RouteRuntime:
             retry_after=result.retry_after,
             reply_text=_said(reply),
         )
-        run.record(message, reply, result)
+        now = time.monotonic()
+        accepting = now - self._last_accepted < _ACCEPTING_SECONDS
+        if verdict is V.ACCEPTED:
+            self._last_accepted = now
+        run.record(message, reply, result, route_accepting=accepting)
         if verdict is V.ROUTE_FAILURE:
             why = f"{reply.phase.value}: {reply.code or ''} {reply.text}".strip()
             for feed in self.feeds:
