@@ -194,3 +194,26 @@ def test_progress_display_shows_counts_connections_and_rate(tmp_path: Path, sand
     assert "campaign 1 (workers): done" in err
     assert "  sent 39/40 · failed 1 · uncertain 0 · deferred 0 · queued 0 · cancelled 0" in err
     assert re.search(r"failed nouser\.sun\.na\.0017@example\.com: 550 5\.1\.1 .*User unknown", err)
+
+
+@pytest.mark.slow
+def test_deferred_messages_far_off_are_left_for_a_later_run(tmp_path: Path, sandbox: Any) -> None:
+    """Issue 15.4: every message is greylisted for 10 minutes ("try again in 600 seconds").
+    With --wait-deferred 30s the send does not sit there: it says how many are deferred, why
+    and when they are due, exits 75, and the campaign is paused with that reason; nothing is
+    failed. With the greylisting short, the default waits and finishes (exit 0)."""
+    campaign = copy_campaign(tmp_path, rows=4)
+    db = tmp_path / "mp.db"
+    sb = sandbox("unlimited", greylist_seconds=600.0)
+    proc = run(send_args(sb, campaign, db, "--wait-deferred", "30s"), tmp_path, timeout=60)
+    assert proc.returncode == 75, proc.stderr
+    report = last_json(proc.stdout)
+    assert (report["state"], report["deferred"], report["failed"]) == ("paused", 4, 0)
+    assert report["left_deferred"] == 4
+    assert report["reason"].startswith("4 message(s) deferred (last: 451")
+    assert "next try at" in report["reason"] and "mailpacer resume 1" in report["reason"]
+    quick = sandbox("unlimited", greylist_seconds=2.0)
+    db2 = tmp_path / "mp2.db"
+    done = run(send_args(quick, campaign, db2), tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert last_json(done.stdout)["sent"] == 4

@@ -187,6 +187,14 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 )
 @click.option("--name", help="Campaign name (default: the recipients file's name).")
 @click.option(
+    "--wait-deferred",
+    default="15m",
+    show_default=True,
+    help="When only deferred messages are left (greylisting, temporary failures), wait for"
+    " them if the next try is at most this far away; otherwise stop (exit 75) and leave them"
+    " for a later run. e.g. 0s, 15m, 2h.",
+)
+@click.option(
     "--outage-wait",
     default="5m",
     show_default=True,
@@ -226,6 +234,7 @@ def send_command(
     dry_run: bool,
     out_dir: Path | None,
     name: str | None,
+    wait_deferred: str,
     outage_wait: str,
     encoding: str | None,
     delimiter: str | None,
@@ -242,11 +251,12 @@ def send_command(
     \b
     Exit codes:
       0    every deliverable message was sent
-      1    something is left (paused, cancelled, deferred, held) or gave up after retries
+      1    something is left (paused, cancelled, held) or gave up after retries
       2    a bad flag, URL, address or config value; nothing was started
       3    bad campaign input (recipients, template, attachments); nothing was sent
       4    the route failed (unreachable, TLS, password): campaign paused, no message failed
       5    the database cannot be used
+      75   only deferred messages are left, due later than --wait-deferred: run again then
       130  a second Ctrl-C quit at once (143: a second SIGTERM)
     """
     resolved = load_settings(
@@ -267,10 +277,10 @@ def send_command(
             "hold_uncertain": hold_uncertain,
         }
     )
-    try:
-        timing = Timing(outage_seconds=parse_duration(outage_wait))
-    except ValueError as exc:
-        raise UsageError(f"--outage-wait: {exc}") from None
+    timing = Timing(
+        outage_seconds=_duration("--outage-wait", outage_wait),
+        leave_deferred_after=_duration("--wait-deferred", wait_deferred, zero=True),
+    )
     fmt = TableFormat(encoding=encoding, delimiter=parse_delimiter(delimiter))
     sender = resolved.require_sender()
     envelope_address(sender, source=_source(resolved.origins.get("from", "flag --from")))
@@ -339,6 +349,16 @@ def print_suppressed(prepared: Prepared) -> None:
             f"{len(prepared.suppressed)} recipient(s) on the suppression list were not sent"
             " (`mailpacer suppress list`)"
         )
+
+
+def _duration(flag: str, text: str, *, zero: bool = False) -> float:
+    """A duration flag in seconds, or a UsageError naming the flag (``zero``: 0 allowed)."""
+    if zero and text.strip() in ("0", "0s", "0m"):
+        return 0.0
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
 
 
 def _source(origin: str) -> str:

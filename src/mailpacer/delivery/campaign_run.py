@@ -62,6 +62,8 @@ class CampaignRun:
         self.route_error: str | None = None
         self.quota_text = ""
         self.limits_said = ""  #: the learned limits as last told to observers
+        self.deferred_text = ""  #: the last reply that deferred a message
+        self.left_deferred = 0  #: deferred messages this run stopped without waiting for
         self.started = time.time()
         self.changed = asyncio.Event()  #: an outcome, a stop: the engine should look
         self.requeued = False  #: an outcome put a message back in the queue: claim again
@@ -181,6 +183,8 @@ class CampaignRun:
         final = decisions[-1].state
         if final is M.QUEUED:
             self.requeued = True
+        elif final is M.DEFERRED:
+            self.deferred_text = f"{reply.code or ''} {reply.text}".strip()
         self._count(decisions[0].state.value)
         if verdict is V.ACCEPTED and self.tally is not None:
             self.tally.accepted(time.monotonic())

@@ -203,9 +203,37 @@ class Engine:
             return -1.0
         due = await self.db.next_retry_at(run.campaign.id)
         wait = next_look(now=time.time(), next_due=due, poll=float("inf"))
+        only_deferred = counts[M.QUEUED] + counts[M.SENDING] == 0
+        if only_deferred and due is not None:
+            await self._deferred_tail(run, counts[M.DEFERRED], due, wait)
         if counts[M.SENDING]:  # another process holds some: its outcomes may requeue them
             wait = min(wait, self.timing.idle_poll_interval)
         return time.monotonic() + wait
+
+    async def _deferred_tail(
+        self, run: CampaignRun, deferred: int, due: float, wait: float
+    ) -> None:
+        """Only deferred messages are left: say how many, why and when they are tried next
+        (the campaign's reason); leave them for a later run when that is further away than
+        :attr:`Timing.leave_deferred_after`."""
+        when = time.strftime("%H:%M:%S", time.localtime(due))
+        why = f" (last: {run.deferred_text})" if run.deferred_text else ""
+        if wait > self.timing.leave_deferred_after:
+            run.left_deferred = deferred
+            run.stop(
+                f"{deferred} message(s) deferred{why}, next try at {when}: run the same command"
+                f" again (or `mailpacer resume {run.campaign.id}`) to send them then"
+            )
+            return
+        reason = f"waiting for {deferred} deferred message(s){why}; next try at {when}"
+        if run.campaign.reason != reason and run.campaign.state is C.RUNNING:
+            try:
+                run.campaign = await self.db.set_campaign_state(
+                    run.campaign.id, C.RUNNING, reason, expected=(C.RUNNING,)
+                )
+                self._state_event(run)
+            except StateConflict:
+                await self._poll(run)
 
     async def _poll(self, run: CampaignRun) -> None:
         """Notice a pause or cancel made elsewhere (another CLI, the HTTP API)."""
@@ -371,6 +399,7 @@ class Engine:
                 sent_this_run=counts.get("sent", 0),
                 throttles_this_run=counts.get("throttles", 0),
                 route_error=run.route_error,
+                left_deferred=run.left_deferred,
             )
         )
         return report

@@ -51,6 +51,7 @@ class Report:
     explanations: list[str] = field(default_factory=list)  #: why each limit was learned
     route_error: str | None = None
     failures: list[Failure] = field(default_factory=list)
+    left_deferred: int = 0  #: deferred messages this run left for a later one (exit 75)
 
     @property
     def complete(self) -> bool:
@@ -59,9 +60,12 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        """0 when every deliverable message is sent; 4 on a route failure; 1 otherwise."""
+        """0 when every deliverable message is sent; 4 on a route failure; 75 when only
+        deferred messages are left for a later run; 1 otherwise."""
         if self.route_error:
             return 4
+        if self.left_deferred and self.queued == 0 and self.held == 0:
+            return 75
         if not self.complete:
             return 1
         gave_up = any(f.reason.startswith("gave up") for f in self.failures)
@@ -86,6 +90,7 @@ def build_report(
     throttles_this_run: int,
     route_error: str | None = None,
     max_failures: int = 1000,
+    left_deferred: int = 0,
 ) -> Report:
     """Read the campaign's counts and failures from the store into a :class:`Report`."""
     stats = store.stats(campaign.id)
@@ -117,4 +122,5 @@ def build_report(
         explanations=limits.explanations,
         route_error=route_error,
         failures=failures,
+        left_deferred=left_deferred,
     )

@@ -46,6 +46,7 @@ class Timing:
     waiting_after: float = 1.0  #: a route block this long shows the campaign as ``waiting``
     max_connect_failures: int = 5  #: failed opens in a row, none open, that fail the route ...
     outage_seconds: float = 300.0  #: ... once they have lasted this long, if the route had worked
+    leave_deferred_after: float = math.inf  #: only deferred left, next due later: stop
     connect_backoff: float = 0.2  #: first wait after a failed open, doubling ...
     connect_backoff_max: float = 5.0  #: ... up to this (an outage is tried every 5 s)
 
