@@ -49,8 +49,8 @@ def decide(
 
     ``attempts`` is how many counted attempts the message had before this one.
     ``route_accepting``: the server accepted other messages moments ago, so a transient fault
-    or a greylisting is this message's alone: it is retried after the first rung of the
-    backoff (or the server's hint), not an ever longer one.
+    or a greylisting is this message's alone: it is retried after the policy's
+    ``isolated_seconds`` (or the server's hint), not after an ever longer backoff.
     """
     verdict = result.verdict
     text = reply.text
@@ -79,7 +79,7 @@ def decide(
             hint=result.retry_after,
             rng=rng,
             floor=policy.greylist_min_seconds if verdict is V.GREYLIST else 0.0,
-            ladder=1 if route_accepting or verdict is V.GREYLIST else None,
+            ladder=0 if route_accepting else (1 if verdict is V.GREYLIST else None),
         )
         if retry_at is None:
             return (Decision(M.FAILED, verdict, f"gave up after {attempts + 1} attempts: {text}"),)

@@ -32,6 +32,7 @@ class RetryPolicy:
     jitter: float = 0.2  #: each delay is scaled by a random factor in [1 - jitter, 1 + jitter]
     multiplier: float = 4.0
     greylist_min_seconds: float = 60.0  #: a greylisting without a hint waits at least this
+    isolated_seconds: float = 1.0  #: a fault of one message while the server takes others
     max_hint_seconds: float = 86400.0  #: a server hint longer than this is cut to it
 
     def __post_init__(self) -> None:
@@ -44,6 +45,7 @@ class RetryPolicy:
             "multiplier": self.multiplier >= 1,
             "max_hint_seconds": self.max_hint_seconds >= 0,
             "greylist_min_seconds": self.greylist_min_seconds >= 0,
+            "isolated_seconds": self.isolated_seconds >= 0,
         }
         for key, ok in checks.items():
             value = getattr(self, key)
@@ -61,6 +63,7 @@ class RetryPolicy:
             jitter=0.0,
             max_hint_seconds=0.05,
             greylist_min_seconds=0.01,
+            isolated_seconds=0.01,
         )
 
 
@@ -92,17 +95,21 @@ def next_retry(
     ``attempts`` counts the attempts made so far, the one that just failed included. A server
     ``hint`` in seconds replaces the computed backoff (greylisting asks for a precise wait);
     without one, the backoff is at least ``floor`` seconds. ``ladder``: the rung of the backoff
-    to use instead of ``attempts`` (1: the first delay — a fault of this message alone while
-    the server takes others is not a reason to wait longer each time); ``attempts`` still
-    decides when to give up.
+    to use instead of ``attempts`` (0: ``isolated_seconds`` — a fault of this message alone
+    while the server takes others is not a reason to wait, let alone longer each time);
+    ``attempts`` still decides when to give up.
     """
     if attempts >= policy.max_attempts:
         return None
     if hint is not None and math.isfinite(hint):
         delay = min(max(hint, 0.0), policy.max_hint_seconds)
     else:
-        rung = attempts if ladder is None else ladder
-        delay = max(backoff_delay(policy, rung, rng), floor)
+        if ladder == 0:
+            spread = 1.0 + policy.jitter * (2.0 * rng.random() - 1.0)
+            delay = max(policy.isolated_seconds * spread, floor)
+        else:
+            rung = attempts if ladder is None else ladder
+            delay = max(backoff_delay(policy, rung, rng), floor)
     retry_at = now + delay
     if retry_at - first_attempt_at > policy.max_age_seconds:
         return None
