@@ -168,3 +168,32 @@ def test_a_bug_in_a_connection_is_reported_not_swallowed(db: Path, sandbox: Any)
     worker7 = [m for m in store.messages(record.id, limit=100) if m.email.startswith("worker7@")]
     assert worker7[0].state not in (MessageState.SENT, MessageState.FAILED)
     store.close()
+
+
+def test_status_during_a_quota_wait_shows_queued_messages_and_the_learned_limits(
+    db: Path, sandbox: Any
+) -> None:
+    """Issue 14.7: while the campaign waits for its quota window, another process sees the
+    messages this run had claimed back in ``queued`` (not ``sending`` for the whole wait: only
+    what was on the wire), and the route's learned limits already saved."""
+    sb = sandbox("quota", quota=20, quota_window_seconds=2.0)
+    store = open_store(db)
+    record = campaign(store, 60)
+    other = open_store(db)
+    seen: list[tuple[int, Any]] = []
+    settings = settings_for(sb, ceilings=Limits(quota_window_seconds=2.0))
+
+    def look() -> None:
+        time.sleep(0.3)
+        sending = other.stats(record.id).counts[MessageState.SENDING]
+        seen.append((sending, other.load_route_limits(settings.route.key)))
+
+    watcher = when(lambda: other.get_campaign(record.id).state is CampaignState.WAITING, look)
+    report = send(store, record, settings)
+    watcher.join()
+    assert (report.state, report.sent) == ("done", 60), report
+    [(sending, limits)] = seen
+    assert sending == 0
+    assert limits is not None and limits["quota"] == 20
+    other.close()
+    store.close()

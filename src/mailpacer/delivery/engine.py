@@ -254,6 +254,11 @@ class Engine:
                     why = f"the server's sending quota is used up ({run.quota_text})"
                 else:
                     why = "the server asked us to wait (a retry hint, or no connection let in)"
+                idle = [m.id for m in run.ready]  # they would only sit leased meanwhile
+                run.ready.clear()
+                run.requeued = True  # claim again once the wait is over
+                if idle:
+                    await self.db.release(self.worker, idle)
                 run.campaign = await self.db.set_campaign_state(
                     run.campaign.id,
                     C.WAITING,
