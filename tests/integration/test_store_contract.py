@@ -644,14 +644,18 @@ def test_a_dead_holders_slots_free_when_its_lease_ends(backend: Backend) -> None
 
 def test_sync_route_shows_every_member_and_its_slots(backend: Backend) -> None:
     """Each sync renews the holder's membership and slots and returns who carries the route,
-    how many connections each wants and holds, and the slots held in all."""
+    how many connections each wants, holds and would have the route open, and the slots held
+    in all."""
     one, two = backend.open(), backend.open()
     for _ in range(2):
         one.acquire_route_slot(ROUTE, holder="h1", limit=4, lease_seconds=5, now=NOW)
-    one.sync_route(ROUTE, holder="h1", wants=3, lease_seconds=5, now=NOW)
-    share = two.sync_route(ROUTE, holder="h2", wants=2, lease_seconds=5, now=NOW + 1)
+    one.sync_route(ROUTE, holder="h1", wants=3, lease_seconds=5, now=NOW, target=3)
+    share = two.sync_route(ROUTE, holder="h2", wants=2, lease_seconds=5, now=NOW + 1, target=4)
     assert share.held == 2
-    assert [(m.holder, m.wants, m.held) for m in share.members] == [("h1", 3, 2), ("h2", 2, 0)]
+    assert [(m.holder, m.wants, m.held, m.target) for m in share.members] == [
+        ("h1", 3, 2, 3),
+        ("h2", 2, 0, 4),
+    ]
     later = two.sync_route(ROUTE, holder="h2", wants=0, lease_seconds=5, now=NOW + 5.5)
     assert [(m.holder, m.wants, m.held) for m in later.members] == [("h2", 0, 0)]
     assert later.held == 0 and later.limits_version == 0

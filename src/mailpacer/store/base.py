@@ -198,6 +198,7 @@ class RouteMember:
     holder: str
     wants: int
     held: int
+    target: int = 0  #: the connections its pacer would have the route open
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,9 +418,17 @@ class Store(Protocol):
         ...
 
     def sync_route(
-        self, route_key: str, *, holder: str, wants: int, lease_seconds: float, now: float
+        self,
+        route_key: str,
+        *,
+        holder: str,
+        wants: int,
+        lease_seconds: float,
+        now: float,
+        target: int = 0,
     ) -> RouteShare:
-        """``holder``'s heartbeat: its membership (with how many connections it ``wants``) and
+        """``holder``'s heartbeat: its membership (how many connections it ``wants``, and the
+        ``target`` its pacer would have the route open) and
         every slot it holds are renewed until ``now + lease_seconds``; expired ones of anyone
         are dropped. Returns the route as every process sees it now."""
         ...

@@ -27,8 +27,8 @@ class RouteTables:
 
     #: (route, slot) -> (holder, lease_until)
     slots: dict[tuple[str, int], tuple[str, float]] = field(default_factory=dict)
-    #: (route, holder) -> (wants, lease_until)
-    members: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+    #: (route, holder) -> (wants, target, lease_until)
+    members: dict[tuple[str, str], tuple[int, int, float]] = field(default_factory=dict)
     pace: dict[str, float] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
 
@@ -37,7 +37,7 @@ class RouteTables:
         for k, (_, until) in list(self.slots.items()):
             if k[0] == route_key and until <= now:
                 del self.slots[k]
-        for m, (_, until) in list(self.members.items()):
+        for m, (_, _, until) in list(self.members.items()):
             if m[0] == route_key and until <= now:
                 del self.members[m]
 
@@ -69,7 +69,14 @@ class SharedRoutesMemory:
                 del t.slots[(route_key, slot)]
 
     def sync_route(
-        self, route_key: str, *, holder: str, wants: int, lease_seconds: float, now: float
+        self,
+        route_key: str,
+        *,
+        holder: str,
+        wants: int,
+        lease_seconds: float,
+        now: float,
+        target: int = 0,
     ) -> RouteShare:
         until = now + lease_seconds
         with self._lock() as tables:
@@ -78,13 +85,15 @@ class SharedRoutesMemory:
             for k, (who, _) in t.slots.items():
                 if k[0] == route_key and who == holder:
                     t.slots[k] = (who, until)
-            t.members[(route_key, holder)] = (max(0, wants), until)
+            t.members[(route_key, holder)] = (max(0, wants), max(0, target), until)
             counts: dict[str, int] = {}
             for _, who in self._slots_of(t, route_key):
                 counts[who] = counts.get(who, 0) + 1
-            members = sorted((m[1], w) for m, (w, _) in t.members.items() if m[0] == route_key)
+            members = sorted(
+                (m[1], w, target) for m, (w, target, _) in t.members.items() if m[0] == route_key
+            )
             return RouteShare(
-                tuple(RouteMember(who, w, counts.get(who, 0)) for who, w in members),
+                tuple(RouteMember(who, w, counts.get(who, 0), tg) for who, w, tg in members),
                 held=sum(counts.values()),
                 limits_version=t.versions.get(route_key, 0),
             )

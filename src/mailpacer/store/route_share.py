@@ -57,12 +57,20 @@ class SharedRoutesSql:
             conn.execute(self._q["release_route_slot"], params)
 
     def sync_route(
-        self, route_key: str, *, holder: str, wants: int, lease_seconds: float, now: float
+        self,
+        route_key: str,
+        *,
+        holder: str,
+        wants: int,
+        lease_seconds: float,
+        now: float,
+        target: int = 0,
     ) -> RouteShare:
         params = {
             "key": route_key,
             "holder": holder,
             "wants": max(0, wants),
+            "target": max(0, target),
             "now": now,
             "lease_until": now + lease_seconds,
         }
@@ -79,7 +87,7 @@ class SharedRoutesSql:
         for _, who in slots:
             counts[who] = counts.get(who, 0) + 1
         return RouteShare(
-            tuple(RouteMember(who, int(w), counts.get(who, 0)) for who, w in members),
+            tuple(RouteMember(who, int(w), counts.get(who, 0), int(t)) for who, w, t in members),
             held=len(slots),
             limits_version=0 if row is None else int(row[0]),
         )

@@ -228,11 +228,23 @@ class AsyncStore:
         await self._call(lambda s: s.release_route_slot(route_key, holder=holder, slot=slot))
 
     async def sync_route(
-        self, route_key: str, *, holder: str, wants: int, lease_seconds: float, now: float
+        self,
+        route_key: str,
+        *,
+        holder: str,
+        wants: int,
+        lease_seconds: float,
+        now: float,
+        target: int = 0,
     ) -> RouteShare:
         return await self._call(
             lambda s: s.sync_route(
-                route_key, holder=holder, wants=wants, lease_seconds=lease_seconds, now=now
+                route_key,
+                holder=holder,
+                wants=wants,
+                lease_seconds=lease_seconds,
+                now=now,
+                target=target,
             )
         )
 

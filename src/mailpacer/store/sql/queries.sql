@@ -240,13 +240,13 @@ VALUES (:key, :slot, :holder, :lease_until);
 UPDATE route_slots SET lease_until = :lease_until WHERE route_key = :key AND holder = :holder;
 
 -- name: upsert_route_member
-INSERT INTO route_members (route_key, holder, wants, lease_until)
-VALUES (:key, :holder, :wants, :lease_until)
-ON CONFLICT (route_key, holder) DO UPDATE SET wants = excluded.wants,
+INSERT INTO route_members (route_key, holder, wants, target, lease_until)
+VALUES (:key, :holder, :wants, :target, :lease_until)
+ON CONFLICT (route_key, holder) DO UPDATE SET wants = excluded.wants, target = excluded.target,
     lease_until = excluded.lease_until;
 
 -- name: route_members
-SELECT holder, wants FROM route_members WHERE route_key = :key ORDER BY holder;
+SELECT holder, wants, target FROM route_members WHERE route_key = :key ORDER BY holder;
 
 -- name: release_route_slot
 DELETE FROM route_slots WHERE route_key = :key AND holder = :holder AND slot = :slot;

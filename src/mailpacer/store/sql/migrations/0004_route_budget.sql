@@ -18,6 +18,7 @@ CREATE TABLE route_members (
     route_key    TEXT NOT NULL,
     holder       TEXT NOT NULL,
     wants        INTEGER NOT NULL CHECK (wants >= 0),
+    target       INTEGER NOT NULL CHECK (target >= 0),
     lease_until  REAL NOT NULL,
     PRIMARY KEY (route_key, holder)
 );

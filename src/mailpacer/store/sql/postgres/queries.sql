@@ -258,13 +258,13 @@ UPDATE route_slots SET lease_until = %(lease_until)s
 WHERE route_key = %(key)s AND holder = %(holder)s;
 
 -- name: upsert_route_member
-INSERT INTO route_members (route_key, holder, wants, lease_until)
-VALUES (%(key)s, %(holder)s, %(wants)s, %(lease_until)s)
-ON CONFLICT (route_key, holder) DO UPDATE SET wants = excluded.wants,
+INSERT INTO route_members (route_key, holder, wants, target, lease_until)
+VALUES (%(key)s, %(holder)s, %(wants)s, %(target)s, %(lease_until)s)
+ON CONFLICT (route_key, holder) DO UPDATE SET wants = excluded.wants, target = excluded.target,
     lease_until = excluded.lease_until;
 
 -- name: route_members
-SELECT holder, wants FROM route_members WHERE route_key = %(key)s ORDER BY holder;
+SELECT holder, wants, target FROM route_members WHERE route_key = %(key)s ORDER BY holder;
 
 -- name: release_route_slot
 DELETE FROM route_slots

@@ -107,6 +107,7 @@ CREATE TABLE route_members (
     route_key    text NOT NULL,
     holder       text NOT NULL,
     wants        integer NOT NULL CHECK (wants >= 0),
+    target       integer NOT NULL CHECK (target >= 0),
     lease_until  double precision NOT NULL,
     PRIMARY KEY (route_key, holder)
 );
