@@ -36,6 +36,11 @@ class RouteBudget(Protocol):
         """Connection slots other processes hold on the route (as last seen)."""
         ...
 
+    @property
+    def others_target(self) -> int:
+        """The most connections another process's pacer would have the route open (0: none)."""
+        ...
+
     async def acquire(self, limit: int) -> int | None:
         """A connection slot below ``limit`` for a new connection, or ``None`` (all taken, or
         this process has its fair share while others want theirs)."""
@@ -55,10 +60,10 @@ class RouteBudget(Protocol):
         (by any process); returns seconds to wait before it starts."""
         ...
 
-    async def sync(self, wants: int) -> Limits | None:
+    async def sync(self, wants: int, target: int) -> Limits | None:
         """The heartbeat, called often (it decides itself when to go to the store): say how
-        many connections this process would use, keep its slots; returns the route's stored
-        limits when another process changed them."""
+        many connections this process would use and what its pacer's target is, keep its
+        slots; returns the route's stored limits when another process changed them."""
         ...
 
     async def publish(self, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -85,6 +90,10 @@ class LocalBudget:
     def others(self) -> int:
         return 0
 
+    @property
+    def others_target(self) -> int:
+        return 0
+
     async def acquire(self, limit: int) -> int | None:
         slot = lowest_free_slot(self._mine, limit)
         if slot is not None:
@@ -100,7 +109,7 @@ class LocalBudget:
     async def pace(self, interval: float) -> float:
         return 0.0  # the pacer's own bucket is the route's
 
-    async def sync(self, wants: int) -> Limits | None:
+    async def sync(self, wants: int, target: int) -> Limits | None:
         return None
 
     async def publish(self, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -153,6 +162,10 @@ class StoreBudget:
     @property
     def others(self) -> int:
         return max(0, self._held - len(self._mine))
+
+    @property
+    def others_target(self) -> int:
+        return max((m.target for m in self._members if m.holder != self.holder), default=0)
 
     def _views(self, limit: int) -> tuple[dict[str, int], dict[str, int]]:
         """What each member wants and holds, with this process's own figures up to date."""
@@ -218,7 +231,7 @@ class StoreBudget:
             return interval
         return max(0.0, start - time.time())
 
-    async def sync(self, wants: int) -> Limits | None:
+    async def sync(self, wants: int, target: int) -> Limits | None:
         self._wants = wants
         now = time.monotonic()
         if now < self._next_sync:
@@ -231,6 +244,7 @@ class StoreBudget:
                 wants=wants,
                 lease_seconds=self.lease_seconds,
                 now=time.time(),
+                target=target,
             )
             self._members, self._held = share.members, share.held
             if share.limits_version == self._version:
