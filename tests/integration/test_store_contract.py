@@ -638,3 +638,115 @@ def test_suppressions_added_listed_and_removed(store: Store) -> None:
     assert store.suppressed_among([]) == {}
     with pytest.raises(StoreError, match="suppression source 'spam'"):
         store.add_suppressions(["c@x.org"], reason="?", source="spam")
+
+
+# -- a route's shared budget (migration 0004) -------------------------------------------------
+
+ROUTE = "smtp://mx.example.org:25"
+
+
+def test_route_slots_are_shared_below_the_limit(backend: Backend) -> None:
+    """Two processes (two stores) take the lowest free slots below the limit, never one slot
+    twice; a slot given back is taken again; another route's slots are its own."""
+    one, two = backend.open(), backend.open()
+    take = dict(limit=2, lease_seconds=5.0, now=NOW)
+    assert one.acquire_route_slot(ROUTE, holder="h1", **take) == 0
+    assert two.acquire_route_slot(ROUTE, holder="h2", **take) == 1
+    assert two.acquire_route_slot(ROUTE, holder="h2", **take) is None
+    assert one.acquire_route_slot(ROUTE, holder="h1", **{**take, "limit": 3}) == 2
+    assert one.acquire_route_slot("smtp://other:25", holder="h1", **take) == 0
+    two.release_route_slot(ROUTE, holder="h1", slot=1)  # not h1's: nothing happens
+    assert one.acquire_route_slot(ROUTE, holder="h1", **take) is None
+    two.release_route_slot(ROUTE, holder="h2", slot=1)
+    assert one.acquire_route_slot(ROUTE, holder="h1", **take) == 1
+    assert one.acquire_route_slot(ROUTE, holder="h1", **{**take, "limit": 0}) is None
+
+
+def test_a_dead_holders_slots_free_when_its_lease_ends(backend: Backend) -> None:
+    """A holder that stops renewing loses its slots when the lease ends; one that syncs keeps
+    them; leaving gives them back at once."""
+    one, two = backend.open(), backend.open()
+    assert one.acquire_route_slot(ROUTE, holder="dead", limit=1, lease_seconds=5, now=NOW) == 0
+    assert (
+        two.acquire_route_slot(ROUTE, holder="h2", limit=1, lease_seconds=5, now=NOW + 4.9) is None
+    )
+    assert two.acquire_route_slot(ROUTE, holder="h2", limit=1, lease_seconds=5, now=NOW + 5) == 0
+    two.sync_route(ROUTE, holder="h2", wants=1, lease_seconds=5, now=NOW + 9)  # until NOW + 14
+    assert (
+        one.acquire_route_slot(ROUTE, holder="h1", limit=1, lease_seconds=5, now=NOW + 13) is None
+    )
+    two.leave_route(ROUTE, holder="h2")
+    assert one.acquire_route_slot(ROUTE, holder="h1", limit=1, lease_seconds=5, now=NOW + 13) == 0
+    share = one.sync_route(ROUTE, holder="h1", wants=1, lease_seconds=5, now=NOW + 13)
+    assert [m.holder for m in share.members] == ["h1"]
+
+
+def test_sync_route_shows_every_member_and_its_slots(backend: Backend) -> None:
+    """Each sync renews the holder's membership and slots and returns who carries the route,
+    how many connections each wants, holds and would have the route open, and the slots held
+    in all."""
+    one, two = backend.open(), backend.open()
+    for _ in range(2):
+        one.acquire_route_slot(ROUTE, holder="h1", limit=4, lease_seconds=5, now=NOW)
+    one.sync_route(ROUTE, holder="h1", wants=3, lease_seconds=5, now=NOW, target=3)
+    share = two.sync_route(ROUTE, holder="h2", wants=2, lease_seconds=5, now=NOW + 1, target=4)
+    assert share.held == 2
+    assert [(m.holder, m.wants, m.held, m.target) for m in share.members] == [
+        ("h1", 3, 2, 3),
+        ("h2", 2, 0, 4),
+    ]
+    later = two.sync_route(ROUTE, holder="h2", wants=0, lease_seconds=5, now=NOW + 5.5)
+    assert [(m.holder, m.wants, m.held) for m in later.members] == [("h2", 0, 0)]
+    assert later.held == 0 and later.limits_version == 0
+
+
+def test_the_shared_send_clock_gives_each_send_its_own_moment(backend: Backend) -> None:
+    """The route's "next send at" clock hands out moments ``interval`` apart, never before
+    ``now``; routes have clocks of their own; from two threads at once, no moment twice."""
+    store = backend.open()
+    got = [store.reserve_route_send(ROUTE, interval=0.5, now=NOW) for _ in range(3)]
+    assert got == [NOW, NOW + 0.5, NOW + 1.0]
+    assert store.reserve_route_send(ROUTE, interval=0.5, now=NOW + 10) == NOW + 10
+    assert store.reserve_route_send("smtp://other:25", interval=1, now=NOW) == NOW
+    stores = [backend.open(), backend.open()]
+    moments: list[float] = []
+    start = threading.Barrier(2, timeout=30)
+
+    def book(s: Store) -> None:
+        start.wait()
+        for _ in range(40):
+            moments.append(s.reserve_route_send("smtp://busy:25", interval=0.25, now=NOW))
+
+    threads = [threading.Thread(target=book, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(moments) == [NOW + 0.25 * i for i in range(80)]
+
+
+def test_patched_limits_merge_and_move_the_version(backend: Backend) -> None:
+    """Two processes' lessons about different limits both stay (a JSON merge patch, evidence
+    merged per limit, ``None`` removes); every write moves the version that syncs report."""
+    one, two = backend.open(), backend.open()
+    assert (
+        one.patch_route_limits(ROUTE, {"connections": 2, "evidence": {"connections": "a"}}, now=NOW)
+        == 1
+    )
+    assert (
+        two.patch_route_limits(
+            ROUTE, {"rate_per_minute": 60.0, "evidence": {"rate_per_minute": "b"}}, now=NOW
+        )
+        == 2
+    )
+    assert one.load_route_limits(ROUTE) == {
+        "connections": 2,
+        "rate_per_minute": 60.0,
+        "evidence": {"connections": "a", "rate_per_minute": "b"},
+    }
+    two.patch_route_limits(
+        ROUTE, {"rate_per_minute": None, "evidence": {"rate_per_minute": None}}, now=NOW
+    )
+    assert one.load_route_limits(ROUTE) == {"connections": 2, "evidence": {"connections": "a"}}
+    one.save_route_limits(ROUTE, {"connections": 3})
+    assert two.sync_route(ROUTE, holder="h", wants=0, lease_seconds=5, now=NOW).limits_version == 4

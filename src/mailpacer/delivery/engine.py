@@ -25,6 +25,7 @@ from mailpacer.core.errors import UsageError
 from mailpacer.core.events import Emitter, Event, EventKind, Observer
 from mailpacer.core.limits import Limits
 from mailpacer.core.states import CampaignState, MessageState, StateConflict
+from mailpacer.delivery.budget import StoreBudget
 from mailpacer.delivery.campaign_run import CampaignRun
 from mailpacer.delivery.lease import is_alive, worker_identity
 from mailpacer.delivery.report import Report, build_report
@@ -59,8 +60,12 @@ class Engine:
         pacer: PacerConfig | None = None,
         observers: Iterable[Observer] = (),
         seed: int | None = None,
+        share_routes: bool = True,
     ) -> None:
         self.store = store
+        #: share each route's budget (slots, pace, limits) with other processes on the store;
+        #: False: this process is alone on its routes (nothing shared, as before)
+        self.share_routes = share_routes
         self.db = AsyncStore(lambda: store, owns=False)
         self.timing = timing or Timing()
         self.pacer_config = pacer or PacerConfig()
@@ -325,6 +330,7 @@ class Engine:
                     pacer_config=self.pacer_config,
                     timing=self.timing,
                     save_limits=save,
+                    budget=StoreBudget(self.db, key, self.worker) if self.share_routes else None,
                 )
                 self.routes[key] = route
             route.attach(run)

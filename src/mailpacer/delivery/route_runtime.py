@@ -30,6 +30,7 @@ from mailpacer.core.errors import MailpacerError
 from mailpacer.core.limits import Limits
 from mailpacer.core.outcome import ROUTE_THROTTLES
 from mailpacer.core.route import Route
+from mailpacer.delivery.budget import LocalBudget, RouteBudget
 from mailpacer.delivery.campaign_run import CampaignRun
 from mailpacer.delivery.scheduler import ConnectGate, Timing, connections_to_open
 from mailpacer.delivery.smtp import ConnectFailed, Connection, frame_payload
@@ -57,6 +58,7 @@ class RouteRuntime:
         timing: Timing,
         save_limits: Callable[[dict[str, Any]], Awaitable[None]],
         clock: Callable[[], float] = time.monotonic,
+        budget: RouteBudget | None = None,
     ) -> None:
         self.route = route
         self.pacer = Pacer(clock, learned=learned, ceilings=ceilings, config=pacer_config)
@@ -70,7 +72,8 @@ class RouteRuntime:
         self.peak = 0  #: most connections open at once
         self._made = 0
         self._turn = 0  #: round-robin position among feeds of one priority
-        self._save_limits = save_limits
+        #: shared with other processes on the route (slots, pace, limits); local: alone
+        self.budget: RouteBudget = budget or LocalBudget(save_limits)
         self._saved = (learned or Limits()).to_dict()
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -139,6 +142,34 @@ class RouteRuntime:
             target = min(target, self.ceilings.connections)
         return target
 
+    # -- sharing the route with other processes (the budget) -------------------------------
+    def slot_limit(self) -> int:
+        """Connection slots below which this process may hold one: the route's target, the
+        most any process's pacer wants (so one that has no connection yet still gets its share)
+        but never past the learned limit, except by this pacer's own probe (so the probe's
+        answer reaches the pacer that probes)."""
+        own = self.target()
+        shared = max(own, self.budget.others_target)
+        learned = self.pacer.limits.connections
+        if learned is not None:
+            shared = min(shared, learned)
+        if self.ceilings is not None and self.ceilings.connections is not None:
+            shared = min(shared, self.ceilings.connections)
+        return max(own, shared)
+
+    def _route_open(self) -> int:
+        """Connections open on the route: this process's and the slots others hold."""
+        return self.open + self.budget.others
+
+    async def _sync(self) -> None:
+        """Publish what the pacer learned; heartbeat; adopt what other processes learned."""
+        await self._persist()
+        wants = min(self.slot_limit(), self._ready() + self._on_wire())
+        stored = await self.budget.sync(wants, self.target())
+        if stored is not None and self.pacer.adopt(stored):
+            self._saved = self.pacer.limits.to_dict()
+            self.wake()
+
     def _take(self) -> tuple[CampaignRun, ClaimedMessage] | None:
         """The next message: the highest priority feed with work, feeds of a priority in turn."""
         candidates = [run for run in self.feeds if run.has_work()]
@@ -154,26 +185,32 @@ class RouteRuntime:
     async def _supervise(self) -> None:
         """Open connections as the pacer allows while any feed has work; persist what the
         pacer learns. Ends when no feed is left and every connection has closed."""
+        try:
+            await self._run_connections()
+        finally:
+            await self.budget.leave()
+
+    async def _run_connections(self) -> None:
         async with asyncio.TaskGroup() as group:
             slots: dict[int, asyncio.Task[None]] = {}
             while self.feeds or slots:
                 for slot, task in list(slots.items()):
                     if task.done():
                         del slots[slot]
-                await self._persist()
+                await self._sync()
                 wait = self.gate.wait()
                 blocked = self.pacer.blocked_for()
                 if self.feeds and self.gate.failure is None and wait <= 0 and blocked <= 0:
                     count = connections_to_open(
-                        target=self.target(),
+                        target=self.slot_limit(),
                         running=len(slots),
                         work=self._ready() + self._on_wire(),
                     )
-                    slot = 0
                     for _ in range(count):
-                        while slot in slots:
-                            slot += 1
-                        slots[slot] = group.create_task(self._connection(slot), name=f"conn-{slot}")
+                        got = await self.budget.acquire(self.slot_limit())
+                        if got is None:
+                            break
+                        slots[got] = group.create_task(self._connection(got), name=f"conn-{got}")
                 self._work.clear()
                 timeout = min([x for x in (wait, blocked) if x > 0] or [1.0])
                 with contextlib.suppress(TimeoutError):
@@ -184,20 +221,22 @@ class RouteRuntime:
     async def _persist(self) -> None:
         limits = self.pacer.limits.to_dict()
         if limits != self._saved:
-            self._saved = limits
-            await self._save_limits(limits)
+            before, self._saved = self._saved, limits
+            await self.budget.publish(before, limits)
 
     # -- one connection ------------------------------------------------------------------
     async def _connection(self, slot: int) -> None:
         conn: Connection | None = None
         try:
             while self.feeds:
-                if slot >= self.target() or self.pacer.blocked_for() > 0:
+                if slot >= self.slot_limit() or self.pacer.blocked_for() > 0:
+                    return
+                if not self.budget.keeps(slot):  # another process is short of its share
                     return
                 if self.gate.failure is not None:
                     return
                 if self._ready() == 0:
-                    if not await self._idle():
+                    if not await self._idle(slot):
                         return
                     continue
                 if conn is None or not conn.alive:
@@ -213,6 +252,9 @@ class RouteRuntime:
                     continue
                 run, message = picked
                 delay = self.pacer.reserve()
+                rate = self.pacer.rate_per_second
+                if rate is not None:  # the route's pace binds every process on it
+                    delay = max(delay, await self.budget.pace(1.0 / rate))
                 await asyncio.gather(asyncio.sleep(delay), run.mark_started(message.id))
                 if run.stopping:  # paused or cancelled while it waited for its slot
                     run.give_back(message)
@@ -225,14 +267,16 @@ class RouteRuntime:
             if conn is not None:
                 await conn.close()
                 self._closed()
+            await self.budget.release(slot)
             self.wake()
 
-    async def _idle(self) -> bool:
-        """Wait for work; False when idle long enough that the connection should close."""
+    async def _idle(self, slot: int) -> bool:
+        """Wait for work; False when idle long enough that the connection should close (or
+        another process needs its slot)."""
         deadline = time.monotonic() + self.timing.idle_close_seconds
         while self._ready() == 0 and self.feeds:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or not self.budget.keeps(slot):
                 return False
             self._work.clear()
             with contextlib.suppress(TimeoutError):
@@ -251,7 +295,7 @@ class RouteRuntime:
                 self._unreachable(failure.reply)
                 return None
             # the others being opened got past TCP too: they count as working for the reading
-            others = self.open + self.connecting
+            others = self._route_open() + self.connecting
             result = classify(failure.reply, self._rules())
             verdict = self.history.interpret(failure.reply, result, open_connections=others)
             self._connect_failed(failure.reply, verdict)
@@ -263,7 +307,7 @@ class RouteRuntime:
         self.open += 1
         self.peak = max(self.peak, self.open)
         self.gate.opened()
-        self.pacer.on_connected(self.open)
+        self.pacer.on_connected(self._route_open())
         mailmax = parse_limits_keyword(conn.extensions.get("_ehlo", "")).get("MAILMAX")
         if mailmax is not None:
             self.pacer.apply_server_limits(mailmax=mailmax)
@@ -271,7 +315,7 @@ class RouteRuntime:
 
     def _closed(self) -> None:
         self.open -= 1
-        self.pacer.on_closed(self.open)
+        self.pacer.on_closed(self._route_open())
 
     def _rules(self) -> tuple[Any, ...]:
         """Reply rules for replies that belong to no campaign: the first feed's (they are the
@@ -293,7 +337,7 @@ class RouteRuntime:
         verdict = result.verdict
         self.pacer.observe(
             verdict,
-            open_connections=self.open,
+            open_connections=self._route_open(),
             backlog=self._ready() > 0,
             retry_after=result.retry_after,
             reply_text=_said(reply),
@@ -305,7 +349,7 @@ class RouteRuntime:
         self.gate.refused(
             why=f"{reply.phase.value}: {text}" if verdict is V.ROUTE_FAILURE else text,
             throttled=throttled,
-            open_connections=self.open,
+            open_connections=self._route_open(),
             fatal=verdict is V.ROUTE_FAILURE,
         )
         self._gate_failed()
@@ -319,10 +363,10 @@ class RouteRuntime:
         reply = await conn.send(run.sender, message.email, payload)
         result = classify(reply, run.rules)
         result = self.history.interpret(
-            reply, result, open_connections=self.open, message=message.id
+            reply, result, open_connections=self._route_open(), message=message.id
         )
         verdict = result.verdict
-        working = self.open
+        working = self._route_open()
         if verdict is V.THROTTLE_CONNECTIONS and reply.phase not in _SETUP_PHASES:
             working -= 1  # refused inside a session: this connection is the one too many
         self.pacer.observe(

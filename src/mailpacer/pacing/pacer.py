@@ -297,6 +297,33 @@ class Pacer:
         if hint is not None:
             self._blocked_until = max(self._blocked_until, now + hint)
 
+    def adopt(self, limits: Limits) -> list[str]:
+        """Take another process's lessons about this route (DESIGN §6): a learned connection
+        limit, rate or per-connection cap stricter than this pacer's own (or one it lacks)
+        becomes its own, with the evidence that taught it. Looser ones are left alone (this
+        pacer probes on its own). Returns the limits adopted."""
+        now = self._clock()
+        adopted: list[str] = []
+        conns = limits.connections
+        if conns is not None and (self._conn_limit is None or conns < self._conn_limit):
+            self._conn_limit = conns
+            self._target = min(self._target, conns)
+            self._probe_base = None
+            self._conn_changed_at = now
+            self._conn_successes = 0
+            adopted.append("connections")
+        per_minute = limits.rate_per_minute
+        if per_minute is not None and self._rate.adopt(per_minute / 60):
+            adopted.append("rate_per_minute")
+        cap = limits.messages_per_connection
+        if cap is not None and self._cap.adopt(cap):
+            adopted.append("messages_per_connection")
+        evidence = dict(limits.evidence)
+        for name in adopted:
+            if name in evidence:
+                self._learn(name, evidence[name])
+        return adopted
+
     # ---- learning ------------------------------------------------------------------------------
 
     def _quiet(self) -> bool:

@@ -228,6 +228,20 @@ class RateControl:
         self.needed_connections = None
         self._next_slot = -math.inf
 
+    def adopt(self, per_second: float) -> bool:
+        """Another process learned this rate: when it is stricter than what is known here (or
+        nothing is), it becomes the limit and the pace goes just under it. Returns whether it
+        was adopted."""
+        known = self.learned
+        if known is not None and per_second >= known:
+            return False
+        self._limit = per_second
+        self._persisted = None
+        self._rate = min(self._rate or math.inf, self._cfg.backoff * per_second)
+        self._since_change = 0
+        self._growth = 1.0
+        return True
+
     @property
     def probing(self) -> bool:
         """True while the pace is above the measured limit."""

@@ -49,6 +49,14 @@ class SessionCap:
             self.probing = True
         return None
 
+    def adopt(self, cap: int) -> bool:
+        """Another process learned a cap: when it is stricter than this one's (or there is
+        none), it is kept from now on. Returns whether it was adopted."""
+        if self.cap is not None and cap >= self.cap:
+            return False
+        self.cap, self.probing, self._clean = cap, False, 0
+        return True
+
     def throttled(self, carried: int, *, told: bool, closing: bool = True) -> int | None:
         """A refusal on a connection that had carried ``carried`` messages; ``told``: its words
         said "per connection"; ``closing``: the server ended the connection with it (a 421),

@@ -14,10 +14,12 @@ claim takes nothing).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mailpacer.core.errors import StoreError
 from mailpacer.core.states import CampaignState, MessageState
 
 #: attempt verdict written when a lease expires or its worker is gone (the message may be sent)
@@ -183,6 +185,58 @@ class SuppressionRecord:
     source: str  #: one of :data:`SUPPRESSION_SOURCES`
     campaign_id: int | None  #: the campaign whose message bounced
     created_at: float
+
+
+# -- a route's shared budget (migration 0004) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMember:
+    """One process carrying a route: how many connections it would use and how many slots it
+    holds now."""
+
+    holder: str
+    wants: int
+    held: int
+    target: int = 0  #: the connections its pacer would have the route open
+
+
+@dataclass(frozen=True, slots=True)
+class RouteShare:
+    """A route as every process sees it: who carries it, the slots held (by anyone, live leases
+    only), and the version of its learned limits (it moves with every write of them)."""
+
+    members: tuple[RouteMember, ...]
+    held: int
+    limits_version: int
+
+
+def merge_patch(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7396): ``patch``'s keys replace ``stored``'s, objects merge key by
+    key, ``None`` removes a key. Returns a new dict."""
+    merged = dict(stored)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            before = merged.get(key)
+            merged[key] = merge_patch(before if isinstance(before, dict) else {}, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def dump_json(value: Any, what: str) -> str:
+    """``value`` as compact JSON text, or a :class:`StoreError` naming ``what`` could not be."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def lowest_free_slot(held: Collection[int], limit: int) -> int | None:
+    """The lowest slot number below ``limit`` that nobody holds, or ``None``."""
+    return next((slot for slot in range(max(0, limit)) if slot not in held), None)
 
 
 class Store(Protocol):
@@ -357,6 +411,53 @@ class Store(Protocol):
 
     def suppressed_among(self, emails: Sequence[str]) -> dict[str, SuppressionRecord]:
         """Which of ``emails`` are suppressed, keyed by the lower-cased address."""
+        ...
+
+    # -- a route's shared budget (migration 0004) -----------------------------------------
+    # Slots and members are held under leases: one whose ``lease_until`` has passed (``now``)
+    # is gone. ``holder`` names one route runtime of one process.
+
+    def acquire_route_slot(
+        self, route_key: str, *, holder: str, limit: int, lease_seconds: float, now: float
+    ) -> int | None:
+        """Take the lowest connection slot below ``limit`` that no live lease holds, for
+        ``holder`` until ``now + lease_seconds``; ``None`` when every one is held. Atomic: two
+        holders never get one slot."""
+        ...
+
+    def release_route_slot(self, route_key: str, *, holder: str, slot: int) -> None:
+        """Give a slot back (nothing happens if ``holder`` no longer holds it)."""
+        ...
+
+    def sync_route(
+        self,
+        route_key: str,
+        *,
+        holder: str,
+        wants: int,
+        lease_seconds: float,
+        now: float,
+        target: int = 0,
+    ) -> RouteShare:
+        """``holder``'s heartbeat: its membership (how many connections it ``wants``, and the
+        ``target`` its pacer would have the route open) and
+        every slot it holds are renewed until ``now + lease_seconds``; expired ones of anyone
+        are dropped. Returns the route as every process sees it now."""
+        ...
+
+    def leave_route(self, route_key: str, *, holder: str) -> None:
+        """``holder`` stops carrying the route: its membership and slots are given back."""
+        ...
+
+    def reserve_route_send(self, route_key: str, *, interval: float, now: float) -> float:
+        """The route's shared "next send at" clock: returns when the next send may start (at
+        least ``now``) and moves the clock ``interval`` seconds past it, atomically."""
+        ...
+
+    def patch_route_limits(self, route_key: str, patch: dict[str, Any], *, now: float) -> int:
+        """Apply a JSON merge patch (:func:`merge_patch`) to the route's learned limits, in one
+        atomic step (two processes' lessons about different limits both stay); returns the new
+        version (:meth:`save_route_limits` moves it too)."""
         ...
 
     def close(self) -> None:

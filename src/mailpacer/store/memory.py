@@ -42,10 +42,11 @@ from mailpacer.store.base import (
     Outcome,
     Recovery,
     SuppressionRecord,
+    dump_json,
     is_hard_bounce,
     is_throttle,
 )
-from mailpacer.store.sqlstore import dump_json
+from mailpacer.store.memory_routes import RouteTables, SharedRoutesMemory
 
 M = MessageState
 
@@ -120,9 +121,10 @@ class _Tables:
     routes: dict[str, str] = field(default_factory=dict)
     events: list[tuple[int, int | None, float, str, str]] = field(default_factory=list)
     suppressed: dict[str, SuppressionRecord] = field(default_factory=dict)  #: by lower address
+    shared: RouteTables = field(default_factory=RouteTables)  #: a route's budget (0004)
 
 
-class MemoryStore:
+class MemoryStore(SharedRoutesMemory):
     """The :class:`~mailpacer.store.Store` in memory; any thread may call it."""
 
     where = "memory"
@@ -458,6 +460,7 @@ class MemoryStore:
         text = dump_json(limits, "route limits")
         with self._lock() as t:
             t.routes[route_key] = text
+            t.shared.versions[route_key] = t.shared.versions.get(route_key, 0) + 1
 
     def add_event(
         self, campaign_id: int | None, kind: str, data: dict[str, Any], *, at: float | None = None

@@ -38,8 +38,10 @@ from mailpacer.store.base import (
     Outcome,
     Recovery,
     SuppressionRecord,
+    dump_json,
     is_hard_bounce,
 )
+from mailpacer.store.route_share import SharedRoutesSql
 
 M = MessageState
 Row = tuple[Any, ...]
@@ -66,7 +68,7 @@ class Connection(Protocol):
     def executemany(self, query: str, rows: Sequence[Mapping[str, Any]], /) -> Cursor: ...
 
 
-class SqlStore(abc.ABC):
+class SqlStore(SharedRoutesSql, abc.ABC):
     """The shared half of a SQL store; see the module docstring for what a subclass adds."""
 
     #: names the database in errors (a path, or a URL without its password)
@@ -446,11 +448,3 @@ def _message(r: Row) -> MessageRecord:
     variables, state, uncertain = json.loads(r[4]), MessageState(r[5]), bool(r[12])
     fields = (r[6], r[7], r[8], r[9], r[10], r[11])  # attempts … updated_at
     return MessageRecord(r[0], r[1], r[2], r[3], variables, state, *fields, uncertain, r[13])
-
-
-def dump_json(value: Any, what: str) -> str:
-    """``value`` as compact JSON text, or a :class:`StoreError` naming ``what`` could not be."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"{what} cannot be stored as JSON: {exc}") from exc

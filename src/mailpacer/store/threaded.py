@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         NewMessage,
         Outcome,
         Recovery,
+        RouteShare,
         Store,
         SuppressionRecord,
     )
@@ -236,6 +237,51 @@ class AsyncStore:
 
     async def suppressed_among(self, emails: Sequence[str]) -> dict[str, SuppressionRecord]:
         return await self._call(lambda s: s.suppressed_among(emails))
+
+    # -- a route's shared budget (migration 0004) ----------------------------------------------
+    async def acquire_route_slot(
+        self, route_key: str, *, holder: str, limit: int, lease_seconds: float, now: float
+    ) -> int | None:
+        return await self._call(
+            lambda s: s.acquire_route_slot(
+                route_key, holder=holder, limit=limit, lease_seconds=lease_seconds, now=now
+            )
+        )
+
+    async def release_route_slot(self, route_key: str, *, holder: str, slot: int) -> None:
+        await self._call(lambda s: s.release_route_slot(route_key, holder=holder, slot=slot))
+
+    async def sync_route(
+        self,
+        route_key: str,
+        *,
+        holder: str,
+        wants: int,
+        lease_seconds: float,
+        now: float,
+        target: int = 0,
+    ) -> RouteShare:
+        return await self._call(
+            lambda s: s.sync_route(
+                route_key,
+                holder=holder,
+                wants=wants,
+                lease_seconds=lease_seconds,
+                now=now,
+                target=target,
+            )
+        )
+
+    async def leave_route(self, route_key: str, *, holder: str) -> None:
+        await self._call(lambda s: s.leave_route(route_key, holder=holder))
+
+    async def reserve_route_send(self, route_key: str, *, interval: float, now: float) -> float:
+        return await self._call(
+            lambda s: s.reserve_route_send(route_key, interval=interval, now=now)
+        )
+
+    async def patch_route_limits(self, route_key: str, patch: dict[str, Any], *, now: float) -> int:
+        return await self._call(lambda s: s.patch_route_limits(route_key, patch, now=now))
 
 
 def _in_thread(opened: Future[Store], operation: Callable[[Store], T]) -> T:

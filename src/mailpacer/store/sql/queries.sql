@@ -171,8 +171,9 @@ FROM attempts WHERE message_id = :message_id ORDER BY id;
 SELECT limits FROM routes WHERE key = :key;
 
 -- name: save_route_limits
-INSERT INTO routes (key, limits, updated_at) VALUES (:key, :limits, :now)
-ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at;
+INSERT INTO routes (key, limits, updated_at, version) VALUES (:key, :limits, :now, 1)
+ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at,
+    version = routes.version + 1;
 
 -- name: insert_event
 INSERT INTO events (campaign_id, at, kind, data) VALUES (:campaign_id, :at, :kind, :data)
@@ -211,3 +212,62 @@ ORDER BY created_at, email LIMIT :limit OFFSET :offset;
 -- name: suppressed_among
 SELECT email, reason, source, campaign_id, created_at FROM suppressions
 WHERE email IN (SELECT value FROM json_each(:emails));
+
+-- name: lock_route
+-- (the queries from here to the end are a route's shared budget, migration 0004) before a
+-- change to a route's slots or limits; the IMMEDIATE transaction already holds the write lock
+SELECT 1 WHERE :key IS NOT NULL;
+
+-- name: route_limits_for_update
+SELECT limits FROM routes WHERE key = :key;
+
+-- name: write_route_limits
+INSERT INTO routes (key, limits, updated_at, version) VALUES (:key, :limits, :now, 1)
+ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at,
+    version = routes.version + 1
+RETURNING version;
+
+-- name: route_limits_version
+SELECT version FROM routes WHERE key = :key;
+
+-- name: expire_route_slots
+DELETE FROM route_slots WHERE route_key = :key AND lease_until <= :now;
+
+-- name: expire_route_members
+DELETE FROM route_members WHERE route_key = :key AND lease_until <= :now;
+
+-- name: route_slots
+SELECT slot, holder FROM route_slots WHERE route_key = :key ORDER BY slot;
+
+-- name: take_route_slot
+INSERT INTO route_slots (route_key, slot, holder, lease_until)
+VALUES (:key, :slot, :holder, :lease_until);
+
+-- name: renew_route_slots
+UPDATE route_slots SET lease_until = :lease_until WHERE route_key = :key AND holder = :holder;
+
+-- name: upsert_route_member
+INSERT INTO route_members (route_key, holder, wants, target, lease_until)
+VALUES (:key, :holder, :wants, :target, :lease_until)
+ON CONFLICT (route_key, holder) DO UPDATE SET wants = excluded.wants, target = excluded.target,
+    lease_until = excluded.lease_until;
+
+-- name: route_members
+SELECT holder, wants, target FROM route_members WHERE route_key = :key ORDER BY holder;
+
+-- name: release_route_slot
+DELETE FROM route_slots WHERE route_key = :key AND holder = :holder AND slot = :slot;
+
+-- name: leave_route_slots
+DELETE FROM route_slots WHERE route_key = :key AND holder = :holder;
+
+-- name: leave_route_member
+DELETE FROM route_members WHERE route_key = :key AND holder = :holder;
+
+-- name: reserve_route_send
+-- the shared "next send at" clock: the send may start at the returned time, the clock moves on
+-- by one interval; one statement, so two processes never get the same moment
+INSERT INTO route_pace (route_key, next_send_at) VALUES (:key, :now + :interval)
+ON CONFLICT (route_key) DO UPDATE
+    SET next_send_at = max(route_pace.next_send_at, :now) + :interval
+RETURNING next_send_at - :interval;

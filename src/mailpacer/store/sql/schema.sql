@@ -70,7 +70,8 @@ CREATE INDEX attempts_by_campaign ON attempts (campaign_id, verdict);
 CREATE TABLE routes (
     key         TEXT PRIMARY KEY,
     limits      TEXT NOT NULL CHECK (json_valid(limits)),
-    updated_at  REAL NOT NULL
+    updated_at  REAL NOT NULL,
+    version     INTEGER NOT NULL DEFAULT 0  -- 0004: bumped by every write of the limits
 );
 
 CREATE TABLE events (
@@ -90,4 +91,27 @@ CREATE TABLE suppressions (
     source       TEXT NOT NULL CHECK (source IN ('bounce', 'unsubscribe', 'manual')),
     campaign_id  INTEGER REFERENCES campaigns (id) ON DELETE SET NULL,
     created_at   REAL NOT NULL
+);
+
+-- 0004: a route's budget shared by every process (connection slots, members, pace)
+CREATE TABLE route_slots (
+    route_key    TEXT NOT NULL,
+    slot         INTEGER NOT NULL CHECK (slot >= 0),
+    holder       TEXT NOT NULL,
+    lease_until  REAL NOT NULL,
+    PRIMARY KEY (route_key, slot)
+);
+
+CREATE TABLE route_members (
+    route_key    TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    wants        INTEGER NOT NULL CHECK (wants >= 0),
+    target       INTEGER NOT NULL CHECK (target >= 0),
+    lease_until  REAL NOT NULL,
+    PRIMARY KEY (route_key, holder)
+);
+
+CREATE TABLE route_pace (
+    route_key     TEXT PRIMARY KEY,
+    next_send_at  REAL NOT NULL
 );

@@ -184,8 +184,10 @@ FROM attempts WHERE message_id = %(message_id)s ORDER BY id;
 SELECT limits FROM routes WHERE key = %(key)s;
 
 -- name: save_route_limits
-INSERT INTO routes (key, limits, updated_at) VALUES (%(key)s, %(limits)s::jsonb, %(now)s)
-ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at;
+INSERT INTO routes (key, limits, updated_at, version)
+VALUES (%(key)s, %(limits)s::jsonb, %(now)s, 1)
+ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at,
+    version = routes.version + 1;
 
 -- name: insert_event
 INSERT INTO events (campaign_id, at, kind, data)
@@ -226,3 +228,68 @@ ORDER BY created_at, email LIMIT %(limit)s OFFSET %(offset)s;
 -- name: suppressed_among
 SELECT email, reason, source, campaign_id, created_at FROM suppressions
 WHERE email = ANY (%(emails)s::text[]);
+
+-- name: lock_route
+-- (the queries from here to the end are a route's shared budget, migration 0004) before a
+-- change to a route's slots or limits: one transaction-scoped advisory lock per route
+SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 4));
+
+-- name: route_limits_for_update
+SELECT limits FROM routes WHERE key = %(key)s FOR UPDATE;
+
+-- name: write_route_limits
+INSERT INTO routes (key, limits, updated_at, version)
+VALUES (%(key)s, %(limits)s::jsonb, %(now)s, 1)
+ON CONFLICT (key) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at,
+    version = routes.version + 1
+RETURNING version;
+
+-- name: route_limits_version
+SELECT version FROM routes WHERE key = %(key)s;
+
+-- name: expire_route_slots
+DELETE FROM route_slots WHERE route_key = %(key)s AND lease_until <= %(now)s;
+
+-- name: expire_route_members
+DELETE FROM route_members WHERE route_key = %(key)s AND lease_until <= %(now)s;
+
+-- name: route_slots
+SELECT slot, holder FROM route_slots WHERE route_key = %(key)s ORDER BY slot;
+
+-- name: take_route_slot
+INSERT INTO route_slots (route_key, slot, holder, lease_until)
+VALUES (%(key)s, %(slot)s, %(holder)s, %(lease_until)s);
+
+-- name: renew_route_slots
+UPDATE route_slots SET lease_until = %(lease_until)s
+WHERE route_key = %(key)s AND holder = %(holder)s;
+
+-- name: upsert_route_member
+INSERT INTO route_members (route_key, holder, wants, target, lease_until)
+VALUES (%(key)s, %(holder)s, %(wants)s, %(target)s, %(lease_until)s)
+ON CONFLICT (route_key, holder) DO UPDATE SET wants = excluded.wants, target = excluded.target,
+    lease_until = excluded.lease_until;
+
+-- name: route_members
+SELECT holder, wants, target FROM route_members WHERE route_key = %(key)s ORDER BY holder;
+
+-- name: release_route_slot
+DELETE FROM route_slots
+WHERE route_key = %(key)s AND holder = %(holder)s AND slot = %(slot)s;
+
+-- name: leave_route_slots
+DELETE FROM route_slots WHERE route_key = %(key)s AND holder = %(holder)s;
+
+-- name: leave_route_member
+DELETE FROM route_members WHERE route_key = %(key)s AND holder = %(holder)s;
+
+-- name: reserve_route_send
+-- the shared "next send at" clock: the send may start at the returned time, the clock moves on
+-- by one interval; one statement (the row is locked by the upsert), so two workers never get
+-- the same moment
+INSERT INTO route_pace (route_key, next_send_at)
+VALUES (%(key)s, %(now)s::double precision + %(interval)s::double precision)
+ON CONFLICT (route_key) DO UPDATE
+    SET next_send_at = greatest(route_pace.next_send_at, %(now)s::double precision)
+                       + %(interval)s::double precision
+RETURNING next_send_at - %(interval)s::double precision;

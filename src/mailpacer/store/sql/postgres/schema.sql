@@ -71,7 +71,8 @@ CREATE INDEX attempts_by_campaign ON attempts (campaign_id, verdict);
 CREATE TABLE routes (
     key         text PRIMARY KEY,
     limits      jsonb NOT NULL CHECK (jsonb_typeof(limits) = 'object'),
-    updated_at  double precision NOT NULL
+    updated_at  double precision NOT NULL,
+    version     bigint NOT NULL DEFAULT 0  -- 0004: bumped by every write of the limits
 );
 
 CREATE TABLE events (
@@ -91,4 +92,27 @@ CREATE TABLE suppressions (
     source       text NOT NULL CHECK (source IN ('bounce', 'unsubscribe', 'manual')),
     campaign_id  bigint REFERENCES campaigns (id) ON DELETE SET NULL,
     created_at   double precision NOT NULL
+);
+
+-- 0004: a route's budget shared by every process (connection slots, members, pace)
+CREATE TABLE route_slots (
+    route_key    text NOT NULL,
+    slot         integer NOT NULL CHECK (slot >= 0),
+    holder       text NOT NULL,
+    lease_until  double precision NOT NULL,
+    PRIMARY KEY (route_key, slot)
+);
+
+CREATE TABLE route_members (
+    route_key    text NOT NULL,
+    holder       text NOT NULL,
+    wants        integer NOT NULL CHECK (wants >= 0),
+    target       integer NOT NULL CHECK (target >= 0),
+    lease_until  double precision NOT NULL,
+    PRIMARY KEY (route_key, holder)
+);
+
+CREATE TABLE route_pace (
+    route_key     text PRIMARY KEY,
+    next_send_at  double precision NOT NULL
 );
