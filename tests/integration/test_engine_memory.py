@@ -47,7 +47,8 @@ def test_memory_store_runs_a_campaign_to_the_end(sandbox: Any) -> None:
     assert (report.state, report.sent) == ("done", 80)
     assert store.stats(record.id).counts[MessageState.SENT] == 80
     assert len({m.message_id for m in sb.messages}) == 80
-    assert store.load_route_limits(settings_for(sb).route.key) == report.limits
+    stored = store.load_route_limits(settings_for(sb).route.key)
+    assert stored is not None and stored["connections"] == report.limits["connections"] == 2
 
 
 def test_two_campaigns_feed_one_route_runtime(sandbox: Any) -> None:
