@@ -251,15 +251,24 @@ class RouteRuntime:
                 if picked is None:
                     continue
                 run, message = picked
+                # the mark must be stored before the final "." can go; it is written while the
+                # rate wait and MAIL/RCPT/DATA run, not before them
+                marking = asyncio.ensure_future(run.mark_started(message.id))
                 delay = self.pacer.reserve()
                 rate = self.pacer.rate_per_second
                 if rate is not None:  # the route's pace binds every process on it
                     delay = max(delay, await self.budget.pace(1.0 / rate))
-                await asyncio.gather(asyncio.sleep(delay), run.mark_started(message.id))
-                if run.stopping:  # paused or cancelled while it waited for its slot
-                    run.give_back(message)
-                    continue
-                await self._send(conn, run, message)
+                try:
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if run.stopping:  # paused or cancelled while it waited for its slot
+                        await marking
+                        run.give_back(message)
+                        continue
+                    await self._send(conn, run, message, marking)
+                finally:
+                    if not marking.done():
+                        marking.cancel()
                 cap = self.pacer.messages_per_connection
                 if conn.alive and cap is not None and conn.messages >= cap:
                     await conn.close()
@@ -354,13 +363,25 @@ class RouteRuntime:
         )
         self._gate_failed()
 
-    async def _send(self, conn: Connection, run: CampaignRun, message: ClaimedMessage) -> None:
+    async def _send(
+        self,
+        conn: Connection,
+        run: CampaignRun,
+        message: ClaimedMessage,
+        marking: asyncio.Future[None],
+    ) -> None:
         try:
             payload = frame_payload(run.render(message.variables))
         except MailpacerError as exc:
+            await marking
             run.render_failed(message, exc)
             return
-        reply = await conn.send(run.sender, message.email, payload)
+
+        async def marked() -> None:
+            await marking
+
+        reply = await conn.send(run.sender, message.email, payload, before_payload=marked)
+        await marking  # stored by now whatever the reply (a refusal may come before DATA)
         result = classify(reply, run.rules)
         result = self.history.interpret(
             reply, result, open_connections=self._route_open(), message=message.id

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -134,12 +135,21 @@ class Connection:
         """The server offered PIPELINING: :meth:`send` writes MAIL, RCPT and DATA at once."""
         return "pipelining" in self.extensions
 
-    async def send(self, sender: str, recipient: str, payload: bytes) -> Reply:
+    async def send(
+        self,
+        sender: str,
+        recipient: str,
+        payload: bytes,
+        *,
+        before_payload: Callable[[], Awaitable[None]] | None = None,
+    ) -> Reply:
         """One transaction. Returns the final reply: ``250`` at DATA_END when accepted, else the
         first failing reply (or ``code=None`` when the server said nothing) with its phase.
-        A refused transaction is reset with RSET so the connection stays usable."""
+        A refused transaction is reset with RSET so the connection stays usable.
+        ``before_payload`` is awaited after the 354 and before the message is written: what
+        must be recorded before the server can have the message."""
         if self.pipelining:
-            return await self._send_pipelined(sender, recipient, payload)
+            return await self._send_pipelined(sender, recipient, payload, before_payload)
         client = self.client
         phase = Phase.MAIL
         try:
@@ -163,9 +173,15 @@ class Connection:
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             self._drop()
             return Reply(None, _describe(exc), phase, self.messages)
-        return await self._deliver(payload)
+        return await self._deliver(payload, before_payload)
 
-    async def _send_pipelined(self, sender: str, recipient: str, payload: bytes) -> Reply:
+    async def _send_pipelined(
+        self,
+        sender: str,
+        recipient: str,
+        payload: bytes,
+        before_payload: Callable[[], Awaitable[None]] | None,
+    ) -> Reply:
         """MAIL, RCPT and DATA in one write, then their three replies in order (RFC 2920).
 
         The first refusal answers the transaction, in its own phase: a RCPT refusal stays RCPT
@@ -193,7 +209,7 @@ class Connection:
                     self._drop()
                     return refused or Reply(421, response.message, phase, self.messages)
             if refused is None:
-                return await self._deliver(payload)
+                return await self._deliver(payload, before_payload)
             if response.code == 354 and refused.phase is Phase.MAIL:
                 self._drop()  # a recipient may have been taken without a sender: abort, no "."
                 return refused
@@ -205,8 +221,12 @@ class Connection:
             return refused or Reply(None, _describe(exc), phase, self.messages)
         return await self._refused(refused)
 
-    async def _deliver(self, payload: bytes) -> Reply:
+    async def _deliver(
+        self, payload: bytes, before_payload: Callable[[], Awaitable[None]] | None = None
+    ) -> Reply:
         """After the 354: the framed payload, then the reply to its final "." (DATA_END)."""
+        if before_payload is not None:
+            await before_payload()
         try:
             self._protocol().write(payload)
         except (aiosmtplib.SMTPException, OSError) as exc:  # nothing written: no "." sent
