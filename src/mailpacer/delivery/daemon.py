@@ -154,14 +154,14 @@ class Daemon:
         """Stop one campaign's run at once (see :meth:`Engine.halt`)."""
         return self.engine.halt(campaign_id, reason)
 
-    async def settle(self, campaign_id: int, timeout: float = 30.0) -> bool:
-        """Wait (at most ``timeout`` s) until the campaign's run here has ended: its in-flight
+    async def settle(self, campaign_id: int, limit: float = 30.0) -> bool:
+        """Wait (at most ``limit`` s) until the campaign's run here has ended: its in-flight
         messages are recorded. True when nothing of it runs here any more."""
         task = self.tasks.get(campaign_id)
         if task is None:
             return True
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit):
                 await asyncio.shield(task)
         return task.done()
 
