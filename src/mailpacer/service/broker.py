@@ -22,7 +22,7 @@ __all__ = ["Broker", "Listener"]
 QUEUE_SIZE = 1000
 
 
-@dataclass
+@dataclass(eq=False)
 class Listener:
     """One live subscriber: events of ``campaign_id`` (all when None)."""
 
