@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("MAILPACER_")}
-TOKEN = "test-token-Zk3"  # noqa: S105 - a test token
+TOKEN = "test-token-Zk3"
 SENDER = "HR <hr@example.com>"
 TEMPLATE = {
     "name": "hello",
@@ -85,7 +85,7 @@ class Served:
             time.sleep(0.1)
         raise AssertionError("serve did not answer /healthz")
 
-    def client(self, token: str | None = "default", **options: Any) -> httpx.Client:
+    def client(self, token: str | None = "default", **options: Any) -> httpx.Client:  # noqa: S107
         """An HTTP client with the token (``None``: without one)."""
         token = self.token if token == "default" else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -81,8 +81,9 @@ class TemplateStore:
                 raise ApiError(422, f"the template is not a zip file: {exc}") from None
             entries = [p for p in staging.iterdir() if not p.name.startswith(("__MACOSX", "."))]
             root = staging
-            if len(entries) == 1 and entries[0].is_dir():
-                root = entries[0]  # zipped as one folder
+            wrapper = len(entries) == 1 and entries[0].is_dir()
+            if wrapper and not (entries[0] / "subject.txt").exists():
+                root = entries[0]  # zipped as one folder (not a lone language folder)
             self._keep(name, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
