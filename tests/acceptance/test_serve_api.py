@@ -185,7 +185,7 @@ def test_metrics_count_messages_and_replies(served: Served) -> None:
 def test_listening_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
     """``serve --host 0.0.0.0`` without MAILPACER_API_TOKEN exits 2 and says why."""
     result = subprocess.run(
-        [sys.executable, "-m", "mailpacer", "serve", "--host", "0.0.0.0", "--db",
+        [sys.executable, "-m", "mailpacer", "serve", "--host", "0.0.0.0", "--db",  # noqa: S104
          str(tmp_path / "m.db")],
         env=ENV, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
