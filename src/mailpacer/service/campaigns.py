@@ -21,7 +21,14 @@ from mailpacer.core.states import CampaignState, MessageState, StateConflict
 from mailpacer.service.creating import Request as CreateRequest
 from mailpacer.service.creating import create_campaign
 from mailpacer.service.errors import ERRORS, ApiError
-from mailpacer.service.models import CampaignCreate, CampaignOut, MessageOut, MessagePage, RetryIn
+from mailpacer.service.models import (
+    CampaignCreate,
+    CampaignId,
+    CampaignOut,
+    MessageOut,
+    MessagePage,
+    RetryIn,
+)
 from mailpacer.service.runtime import Service, service_of
 from mailpacer.store import CampaignRecord
 
@@ -199,7 +206,7 @@ async def list_campaigns(request: Request) -> list[CampaignOut]:
 
 
 @router.get("/{campaign_id}", response_model=CampaignOut, summary="One campaign")
-async def get_campaign(request: Request, campaign_id: int) -> CampaignOut:
+async def get_campaign(request: Request, campaign_id: CampaignId) -> CampaignOut:
     """Counts by state, learned limits in words with the replies that taught them,
     throughput, ETA, and why it waits."""
     service = service_of(request)
@@ -209,7 +216,7 @@ async def get_campaign(request: Request, campaign_id: int) -> CampaignOut:
 @router.get("/{campaign_id}/messages", response_model=MessagePage, summary="Messages, paged")
 async def messages(
     request: Request,
-    campaign_id: int,
+    campaign_id: CampaignId,
     state: MessageStateIn | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
@@ -245,7 +252,7 @@ async def messages(
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignOut, summary="Pause")
-async def pause(request: Request, campaign_id: int) -> CampaignOut:
+async def pause(request: Request, campaign_id: CampaignId) -> CampaignOut:
     """In-flight messages finish and are recorded before this answers; nothing new starts."""
     service = service_of(request)
     record = await _move(service, campaign_id, C.PAUSED, "paused by user", ACTIVE, "pause")
@@ -254,7 +261,7 @@ async def pause(request: Request, campaign_id: int) -> CampaignOut:
 
 
 @router.post("/{campaign_id}/resume", response_model=CampaignOut, summary="Resume")
-async def resume(request: Request, campaign_id: int) -> CampaignOut:
+async def resume(request: Request, campaign_id: CampaignId) -> CampaignOut:
     """A paused campaign is queued again; the service picks it up at once."""
     service = service_of(request)
     record = await service.db.get_campaign(campaign_id)
@@ -273,7 +280,7 @@ async def resume(request: Request, campaign_id: int) -> CampaignOut:
 
 
 @router.post("/{campaign_id}/cancel", response_model=CampaignOut, summary="Cancel")
-async def cancel(request: Request, campaign_id: int) -> CampaignOut:
+async def cancel(request: Request, campaign_id: CampaignId) -> CampaignOut:
     """When this answers, no message of the campaign is on the wire and none will leave;
     queued and deferred messages are ``cancelled``."""
     service = service_of(request)
@@ -287,7 +294,7 @@ async def cancel(request: Request, campaign_id: int) -> CampaignOut:
 
 
 @router.post("/{campaign_id}/retry", response_model=RetryOut, summary="Retry failed/uncertain")
-async def retry(request: Request, campaign_id: int, body: RetryIn | None = None) -> RetryOut:
+async def retry(request: Request, campaign_id: CampaignId, body: RetryIn | None = None) -> RetryOut:
     """Failed and/or uncertain messages are queued again (attempts reset, history kept); a
     done or cancelled campaign is reopened and sent again."""
     service = service_of(request)

@@ -23,6 +23,7 @@ from mailpacer.core.events import Event
 from mailpacer.service.broker import Listener
 from mailpacer.service.campaigns import campaign_out
 from mailpacer.service.errors import ERRORS
+from mailpacer.service.models import CampaignId
 from mailpacer.service.runtime import Service, service_of
 
 __all__ = ["router", "sse"]
@@ -78,7 +79,7 @@ def _response(body: AsyncIterator[str]) -> StreamingResponse:
     summary="Live events of one campaign (SSE)",
 )
 async def campaign_events(
-    request: Request, campaign_id: int, follow: bool = True
+    request: Request, campaign_id: CampaignId, follow: bool = True
 ) -> StreamingResponse:
     """A ``snapshot`` of the campaign, then its events as they happen."""
     service = service_of(request)

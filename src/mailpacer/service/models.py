@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 __all__ = [
     "CampaignCreate",
+    "CampaignId",
     "CampaignOut",
     "ErrorOut",
     "MessageOut",
@@ -145,3 +147,7 @@ class TemplateOut(BaseModel):
     languages: list[str]
     fallback_language: str | None
     files: list[str]
+
+
+#: a campaign id in a path: a positive 64-bit integer (larger ones are no campaign: 422)
+CampaignId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="the campaign's id")]
