@@ -89,7 +89,7 @@ class Served:
         """An HTTP client with the token (``None``: without one)."""
         token = self.token if token == "default" else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **options)
+        return httpx.Client(base_url=self.url, headers=headers, **{"timeout": 60, **options})
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all."""
