@@ -58,3 +58,6 @@ from mailpacer.cli.suppress import suppress_command  # noqa: E402
 main.add_command(suppress_command)
 
 main.add_command(demo_command)
+from mailpacer.cli.serve import serve_command  # noqa: E402
+
+main.add_command(serve_command)

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from mailpacer.config.campaign import CampaignSettings
@@ -87,6 +87,19 @@ class Engine:
         for route in self.routes.values():
             route.wake()
 
+    def halt(self, campaign_id: int, reason: str) -> bool:
+        """Stop one campaign at once (a pause or cancel acknowledged in this process): nothing
+        new starts; in-flight messages finish and are recorded. False when it is not running
+        here."""
+        run = self.runs.get(campaign_id)
+        if run is None:
+            return False
+        run.stop(reason)
+        route = self.routes.get(run.settings.route.key)
+        if route is not None:
+            route.wake()
+        return True
+
     def flush(self) -> None:
         """Write the outcomes known so far, from any thread (before a hard exit)."""
         for run in list(self.runs.values()):
@@ -104,8 +117,13 @@ class Engine:
         campaign: CampaignRecord,
         settings: CampaignSettings,
         render: Callable[[Mapping[str, str]], bytes],
+        *,
+        start_from: Collection[CampaignState] = STARTABLE,
     ) -> Report:
-        """Send ``campaign`` until done, paused, cancelled, stopped or its route fails."""
+        """Send ``campaign`` until done, paused, cancelled, stopped or its route fails.
+
+        ``start_from``: the states it may start from (a daemon that picks due campaigns passes
+        queued/running/waiting, so a pause made after it looked wins)."""
         started = time.time()
         cid = campaign.id
         await self.db.recover(cid, now=started, resend=settings.resend_uncertain, is_alive=is_alive)
@@ -125,7 +143,7 @@ class Engine:
             return await self._report(run, started)
         try:
             run.campaign = await self.db.set_campaign_state(
-                cid, C.RUNNING, None, expected=STARTABLE
+                cid, C.RUNNING, None, expected=start_from
             )
         except StateConflict:  # paused, cancelled or finished meanwhile: report it as it is
             run.campaign = await self.db.get_campaign(cid)

@@ -74,10 +74,11 @@ def next_look(*, now: float, next_due: float | None, poll: float) -> float:
 
 
 def final_state(*, stored: CampaignState, done: bool, cancelled: bool = False) -> CampaignState:
-    """The state a run leaves its campaign in. A pause or cancel stored by someone else wins;
+    """The state a run leaves its campaign in. A pause or cancel stored by someone else wins,
+    and so does ``done`` (another process sharing the campaign finished it);
     then a cancel of ours; then ``done`` when nothing is left; otherwise ``paused``
     (interrupted, or the route failed: the reason says which)."""
-    if stored in USER_STOPS:
+    if stored in USER_STOPS or stored is C.DONE:  # DONE: another process finished it
         return stored
     if cancelled:
         return C.CANCELLED
