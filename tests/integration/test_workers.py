@@ -164,8 +164,9 @@ def test_a_worker_whose_database_connection_is_cut_keeps_going_and_loses_nothing
     tmp_path: Path, sandbox: Any, pg_database: str, pg_server: Any
 ) -> None:
     """The worker's PostgreSQL connection is terminated (pg_terminate_backend) twice while it
-    sends: it reconnects (with backoff while the server refuses) and finishes the campaign; every message is
-    received, each sent one exactly as the store says (nothing marked sent that was not)."""
+    sends: it reconnects (with backoff while the server refuses) and finishes the campaign;
+    every message is received, each sent one exactly once as the store says (nothing marked
+    sent that was not)."""
     sb = sandbox("strict", max_connections=2)
     folder = campaign_copy(tmp_path, 600)
     name = f"mp-worker-{uuid.uuid4().hex[:8]}"
@@ -190,3 +191,37 @@ def test_a_worker_whose_database_connection_is_cut_keeps_going_and_loses_nothing
         [code] = stop_all([proc])
     assert code == 0
     check_delivered(db, sb)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["worker"],
+        ["serve", "--no-worker", "--port", "0"],
+        [
+            "send",
+            "workers.csv",
+            "--template",
+            "templates",
+            "--smtp",
+            "smtp://127.0.0.1:1",
+            "--from",
+            "hr@example.com",
+        ],
+    ],
+    ids=["worker", "serve", "send"],
+)
+def test_a_database_that_cannot_be_reached_at_start_is_one_error_line_and_exit_code_5(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`worker`, `serve` and `send` against a PostgreSQL port nobody listens on: exit code 5,
+    an error naming the database (no password), no traceback."""
+    folder = campaign_copy(tmp_path, 3)
+    db = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/test"
+    done = subprocess.run(
+        [sys.executable, "-m", "mailpacer", *command, "--db", db],
+        cwd=folder, env=ENV, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 5, done.stderr
+    assert "cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1" in done.stderr
+    assert "Traceback" not in done.stderr and "secret" not in done.stderr
