@@ -14,6 +14,7 @@ from mailpacer.core.errors import UsageError
 from mailpacer.delivery.runner import default_db
 from mailpacer.service import ServiceConfig, create_app
 from mailpacer.service.config import TOKEN_ENV
+from mailpacer.store import open_store
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -65,6 +66,9 @@ def serve_command(
     import uvicorn
 
     path = find_config(config, os.environ, None)
+    # the store opens (and migrates) here first: an unreachable database is one clear error
+    # and exit code 5 (StoreError, cli.main), not a traceback from inside the server's startup
+    open_store(db).close()
     settings = ServiceConfig(
         db=db,
         data_dir=data_dir or data_dir_for(db),
