@@ -114,3 +114,8 @@ class History:
             trace = self._trace(event.campaign_id)
             last = trace.samples[-1].sent if trace.samples else 0
             trace.samples.append(Sample(event.at, 0.0, 0, int(data.get("sent") or last)))
+            state, reason = data.get("state"), data.get("reason")
+            said = trace.marks[-1].text if trace.marks else ""
+            if state in ("paused", "cancelled") and not said.startswith(str(state)):
+                text = f"{state}: {reason}" if reason else str(state)
+                trace.marks.append(Mark(event.at, "state", text))
