@@ -44,8 +44,10 @@
     const root = svg("svg", { viewBox: "0 0 " + W + " " + H, width: W, height: H, class: "chart-svg", "aria-hidden": "true" });
 
     // grid and axes
-    for (let i = 0; i <= 4; i++) {
-      const value = (rateMax / 4) * i, y = yr(value);
+    const part = rateMax / 5, nice = part / Math.pow(10, Math.floor(Math.log10(part)));
+    const divisions = [1, 2, 5].some((n) => Math.abs(nice - n) < 1e-9) ? 5 : 4;
+    for (let i = 0; i <= divisions; i++) {
+      const value = (rateMax / divisions) * i, y = yr(value);
       root.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: y, y2: y, class: "grid" }));
       root.append(svg("text", { x: PAD.left - 6, y: y + 4, class: "tick", "text-anchor": "end" }, +value.toFixed(1)));
     }
