@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
-.PHONY: demo test lint bench clean postgres test-postfix
+.PHONY: demo test lint bench clean postgres browser test-postfix
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +20,18 @@ demo: $(STAMP)
 	$(BIN)/mailpacer demo
 
 ## make test: install what the tests need, start PostgreSQL if needed, run the whole suite
-test: $(STAMP) postgres
+test: $(STAMP) postgres browser
 	$(BIN)/python -m pytest
+
+## make browser: the dashboard's browser tests drive Debian's Chromium (Playwright comes with the
+## test extra; its own browser download is not used): installed with apt-get when missing, as root
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -e $(CJK_FONT) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make: /usr/bin/chromium or Noto CJK is missing; as root: apt-get install -y chromium fonts-noto-cjk" \
+			"(the browser tests will fail)" >&2; exit 0; fi; \
+	echo "installing chromium and fonts-noto-cjk with apt-get"; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk
 
 ## make postgres: the PostgreSQL server the tests use (127.0.0.1:5432, database `test`, trust from
 ## 127.0.0.1): installed with apt-get when missing and root, cluster created, started, database made
@@ -46,4 +57,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output
