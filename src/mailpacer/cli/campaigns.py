@@ -227,6 +227,9 @@ def _settled(store: Store, campaign_id: int, timeout: float = SETTLE_SECONDS) ->
     while True:
         stats = store.stats(campaign_id)
         if stats.counts[MessageState.SENDING] == 0 or time.monotonic() >= deadline:
+            # what the engine gave back unstarted (a step before it cancels it) is cancelled now
+            if store.cancel_pending(campaign_id):
+                stats = store.stats(campaign_id)
             return stats
         time.sleep(0.1)
 
