@@ -231,6 +231,11 @@ class Engine:
             next_poll = now() + (t.idle_poll_interval if idle else t.poll_interval)
             if run.stopping:
                 return claim_at, next_flush, next_poll, next_beat
+            held = run.ready or run.on_wire or run.outcomes or run.active
+            if not held and (run.campaign.state is not C.RUNNING or route.pacer.blocked_for() > 0):
+                # no claim while the route waits; others (another process) may finish it meanwhile
+                if await self._finished(run):
+                    return -1.0, next_flush, next_poll, next_beat
         await self._follow_block(run, route)
         if run.requeued:
             run.requeued, claim_at = False, 0.0
@@ -256,6 +261,11 @@ class Engine:
             await self._heartbeat(run)
             next_beat = now() + t.lease_seconds / 3
         return claim_at, next_flush, next_poll, next_beat
+
+    async def _finished(self, run: CampaignRun) -> bool:
+        """Nothing is left to send: every message is sent, failed, uncertain or cancelled."""
+        counts = (await self.db.stats(run.campaign.id)).counts
+        return counts[M.QUEUED] + counts[M.SENDING] + counts[M.DEFERRED] == 0
 
     async def _nothing_to_claim(self, run: CampaignRun) -> float:
         """The claim came back empty: -1 when the campaign is finished, else when to look again
