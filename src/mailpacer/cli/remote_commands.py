@@ -244,6 +244,11 @@ def resume_remote(server: str, campaign: str, as_json: bool) -> NoReturn:
                 f"campaign {cid} is done: nothing to resume"
                 f" (`mailpacer retry {cid} --server {server}` sends failed or uncertain again)"
             )
+        if snapshot["state"] == "cancelled":
+            raise UsageError(
+                f"campaign {cid} is cancelled: `resume` does not reopen it"
+                f" (`mailpacer retry {cid} --server {server}` queues failed messages again)"
+            )
         if snapshot["state"] != "paused":
             return None  # running or queued: follow it
         resumed: dict[str, Any] = remote.json("POST", f"/api/campaigns/{cid}/resume")
