@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
-.PHONY: demo test lint bench clean postgres test-postfix
+.PHONY: demo test lint bench clean postgres browser test-postfix
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,22 +20,24 @@ demo: $(STAMP)
 	$(BIN)/mailpacer demo
 
 ## make test: install what the tests need, start PostgreSQL if needed, run the whole suite
-test: $(STAMP) postgres
+test: $(STAMP) postgres browser
 	$(BIN)/python -m pytest
 
-## make postgres: start the local PostgreSQL cluster when pg_isready says it is down (the store
-## tests use it: 127.0.0.1:5432, or the server MAILPACER_TEST_PG names, which is left alone)
+## make browser: the dashboard's browser tests drive Debian's Chromium (Playwright comes with the
+## test extra; its own browser download is not used): installed with apt-get when missing, as root
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -e $(CJK_FONT) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make: /usr/bin/chromium or Noto CJK is missing; as root: apt-get install -y chromium fonts-noto-cjk" \
+			"(the browser tests will fail)" >&2; exit 0; fi; \
+	echo "installing chromium and fonts-noto-cjk with apt-get"; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk
+
+## make postgres: the PostgreSQL server the tests use (127.0.0.1:5432, database `test`, trust from
+## 127.0.0.1): installed with apt-get when missing and root, cluster created, started, database made
+## (scripts/test-postgres.sh; DRY_RUN=1 shows what it would do). MAILPACER_TEST_PG: left alone.
 postgres:
-	@if [ -n "$$MAILPACER_TEST_PG" ] || pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
-		exit 0; fi; \
-	version=$$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1); \
-	if [ -z "$$version" ]; then \
-		echo "make: no PostgreSQL installed here; the postgres tests will fail" >&2; exit 0; fi; \
-	echo "starting PostgreSQL $$version"; \
-	pg_ctlcluster --skip-systemctl-redirect $$version main start \
-		|| echo "make: PostgreSQL did not start; the postgres tests will fail" >&2; \
-	for i in 1 2 3 4 5 6 7 8 9 10; do \
-		pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+	@sh scripts/test-postgres.sh
 
 ## make test-postfix: opt-in, never in CI — a real Debian Postfix (installed with apt-get when
 ## missing; needs root) on 127.0.0.1 with anvil limits, 600 messages told nothing
@@ -54,4 +57,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output

@@ -44,5 +44,9 @@ def test_demo_quick_report_matches_the_sandbox_record(tmp_path: Path) -> None:
     pages = sorted((out / "messages").glob("*.html"))
     assert len(pages) == report["sent"] and all(f"messages/{p.name}" in index for p in pages)
     assert "data:image/png;base64," in pages[0].read_text(encoding="utf-8")
+    # issue 12.4: the index itself shows each QR code and lists the failures with their replies
+    assert index.count('<img src="data:image/png;base64,') == report["sent"]
+    for failure in report["failures"]:
+        assert failure["email"] in index and failure["reason"].split()[0] in index
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "`index.html` that shows each email with its QR code" not in readme

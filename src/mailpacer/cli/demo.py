@@ -3,23 +3,21 @@
 Starts the sandbox with the ``strict`` profile (2 connections, "421 Too many concurrent SMTP
 connections" beyond that) on a free loopback port, sends the ``examples/worker-qr`` campaign through
 it told nothing about the limits, prints the report, and writes the accepted messages to a folder
-with an ``index.html`` that shows each rendered email with its QR code.
+with an ``index.html`` that shows each email's QR code and the failures with the server's replies.
+``--serve`` runs the same campaign in ``mailpacer serve`` instead, to watch on the dashboard.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import shutil
 import sys
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import click
 
+from mailpacer.cli.demo_report import write_index
 from mailpacer.cli.send import err, run_engine
-from mailpacer.compose.preview import browser_html
 from mailpacer.config.campaign import CampaignSettings
 from mailpacer.core.errors import UsageError
 from mailpacer.core.route import Route
@@ -32,36 +30,11 @@ SENDER = "HR Check-in <checkin@example.com>"
 
 def find_example(name: str = "worker-qr") -> Path:
     """``examples/NAME`` beside the current directory or the source checkout."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    for base in (Path.cwd(), *Path(__file__).resolve().parents[2:4]):
         candidate = base / "examples" / name
         if (candidate / "workers.csv").is_file():
             return candidate
     raise UsageError(f"cannot find examples/{name}/workers.csv; run from the mailpacer checkout")
-
-
-def write_index(out: Path, messages: list[tuple[str, bytes]]) -> Path:
-    """One HTML page per accepted message and an index linking them (all text escaped)."""
-    pages = out / "messages"
-    pages.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for number, (recipient, data) in enumerate(messages, 1):
-        parsed = message_from_bytes(data, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        page = pages / f"{number:04d}.html"
-        page.write_text(browser_html(parsed), encoding="utf-8")
-        subject = html.escape(str(parsed.get("Subject", "")))
-        rows.append(
-            f"<tr><td>{number}</td><td>{html.escape(recipient)}</td>"
-            f'<td><a href="messages/{page.name}">{subject}</a></td></tr>'
-        )
-    index = out / "index.html"
-    index.write_text(
-        '<!DOCTYPE html><meta charset="utf-8"><title>mailpacer demo</title>'
-        "<h1>Messages the sandbox accepted</h1><table border=1 cellpadding=4>"
-        "<tr><th>#</th><th>to</th><th>subject</th></tr>" + "".join(rows) + "</table>\n",
-        encoding="utf-8",
-    )
-    return index
 
 
 @click.command("demo")
@@ -74,12 +47,26 @@ def write_index(out: Path, messages: list[tuple[str, bytes]]) -> Path:
     help="Folder for the database, the mailbox and index.html (emptied first).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report line on stdout.")
-def demo_command(quick: bool, out: Path, as_json: bool) -> None:
+@click.option(
+    "--serve",
+    "serve",
+    is_flag=True,
+    help="Run the campaign in `mailpacer serve` and watch it on the dashboard (Ctrl-C stops).",
+)
+@click.option(
+    "--port", default=8025, show_default=True, type=click.IntRange(0, 65535), help="With --serve."
+)
+def demo_command(quick: bool, out: Path, as_json: bool, serve: bool, port: int) -> None:
     """Deliver every worker's QR code through a strict sandbox server, learning its limits."""
     example = find_example()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    if serve:
+        from mailpacer.cli.demo_serve import serve_demo
+
+        serve_demo(example, out, port=port, quick=quick, sender=SENDER)
+        return
     profile = get_profile("strict")
     with Sandbox(profile, port=0, mailbox_dir=out / "mailbox") as sb:
         err.print(
@@ -112,7 +99,7 @@ def demo_command(quick: bool, out: Path, as_json: bool) -> None:
         finally:
             store.close()
         accepted = [(", ".join(m.rcpt_tos), m.data or b"") for m in sb.messages]
-    index = write_index(out, accepted)
+    index = write_index(out, accepted, report.failures)
     if not as_json:
         share = report.throughput / profile.capacity if profile.capacity else 0.0
         err.print(

@@ -61,3 +61,6 @@ main.add_command(demo_command)
 from mailpacer.cli.serve import serve_command  # noqa: E402
 
 main.add_command(serve_command)
+from mailpacer.cli.worker import worker_command  # noqa: E402
+
+main.add_command(worker_command)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
+from fastapi import FastAPI
 
 from mailpacer.config.file import find_config, load_config
 from mailpacer.core.errors import UsageError
 from mailpacer.delivery.runner import default_db
 from mailpacer.service import ServiceConfig, create_app
 from mailpacer.service.config import TOKEN_ENV
+from mailpacer.store import open_store
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -62,9 +65,10 @@ def serve_command(
 
     Every request but /healthz needs `Authorization: Bearer $MAILPACER_API_TOKEN`; listening
     beyond 127.0.0.1 without that token is refused. Routes are those of mailpacer.toml."""
-    import uvicorn
-
     path = find_config(config, os.environ, None)
+    # the store opens (and migrates) here first: an unreachable database is one clear error
+    # and exit code 5 (StoreError, cli.main), not a traceback from inside the server's startup
+    open_store(db).close()
     settings = ServiceConfig(
         db=db,
         data_dir=data_dir or data_dir_for(db),
@@ -76,23 +80,42 @@ def serve_command(
         worker=not no_worker,
     )
     app = create_app(settings)
+
+    async def started(port: int) -> None:
+        print(f"mailpacer serve: listening on http://{host}:{port}", file=sys.stderr)
+        print(f"  database {db}; data {settings.data_dir}", file=sys.stderr, flush=True)
+
+    if not asyncio.run(serve_app(app, host, port, started)):
+        sys.exit(1)
+
+
+async def serve_app(
+    app: FastAPI, host: str, port: int, started: Callable[[int], Awaitable[None]]
+) -> bool:
+    """Run ``app`` on uvicorn until SIGINT/SIGTERM; ``started(port)`` once it listens. Live
+    event streams (SSE: the dashboard, ``curl -N``) end when the shutdown begins, so an open
+    browser never holds the shutdown up. False when it could not start."""
+    import uvicorn
+
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )
-
-    async def main() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn sets a bool
-            await asyncio.sleep(0.05)
-        if server.started:
-            bound = server.servers[0].sockets[0].getsockname()[1]
-            print(f"mailpacer serve: listening on http://{host}:{bound}", file=sys.stderr)
-            print(f"  database {db}; data {settings.data_dir}", file=sys.stderr, flush=True)
-        await task
-
-    asyncio.run(main())
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn sets a bool
+        await asyncio.sleep(0.05)
     if not server.started:
-        sys.exit(1)
+        await task
+        return False
+    await started(server.servers[0].sockets[0].getsockname()[1])
+    while not server.should_exit and not task.done():  # noqa: ASYNC110 - set by its signal handler
+        await asyncio.sleep(0.1)
+    service = getattr(app.state, "service", None)
+    if service is not None:  # uvicorn waits for open responses before the lifespan ends
+        service.closing.set()
+        for listener in list(service.broker.listeners):
+            listener.ready.set()
+    await task
+    return True
 
 
 COMMANDS = [serve_command]

@@ -17,6 +17,7 @@ from mailpacer.core.errors import (
     RouteError,
     SandboxError,
     StoreError,
+    StoreUnavailable,
     UsageError,
 )
 from mailpacer.core.events import Emitter, Event, EventKind, Observer
@@ -51,6 +52,7 @@ __all__ = [
     "Rule",
     "SandboxError",
     "StoreError",
+    "StoreUnavailable",
     "TlsMode",
     "UsageError",
     "Verdict",

@@ -103,6 +103,11 @@ class StoreError(MailpacerError, RuntimeError):
     exit_code = 5
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (refused, dropped, restarting): nothing was changed by
+    the operation that raised it, or its outcome is unknown; trying again later may work."""
+
+
 class InvalidTransition(StoreError):
     """A message or campaign state change that the transition table does not allow."""
 

@@ -66,7 +66,8 @@ CAMPAIGN_TRANSITIONS: dict[CampaignState, frozenset[CampaignState]] = {
     C.QUEUED: frozenset({C.RUNNING, C.PAUSED, C.CANCELLED}),
     C.RUNNING: frozenset({C.PAUSED, C.WAITING, C.DONE, C.CANCELLED}),
     C.PAUSED: frozenset({C.RUNNING, C.QUEUED, C.CANCELLED}),
-    C.WAITING: frozenset({C.RUNNING, C.PAUSED, C.CANCELLED}),
+    # done: another process sharing the campaign sent its last message meanwhile
+    C.WAITING: frozenset({C.RUNNING, C.PAUSED, C.DONE, C.CANCELLED}),
     C.DONE: frozenset({C.RUNNING, C.QUEUED}),  # a retry of failed/uncertain messages reopens it
     C.CANCELLED: frozenset({C.QUEUED}),  # a retry reopens it
 }

@@ -152,6 +152,9 @@ class StoreBudget:
         self._version: int | None = None
         self._next_sync = 0.0
         self._refused: tuple[float, int] | None = None  #: (until when, limit) a slot was refused
+        #: until when (monotonic) our leases surely hold: renewed by each sync; past it, another
+        #: process may have taken our slots (we were starved, or the store was slow)
+        self._sure_until = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -198,6 +201,8 @@ class StoreBudget:
             self._refused = (now + self.retry_seconds, limit)
             return None
         self._refused = None
+        if not self._mine:
+            self._sure_until = now + self.lease_seconds - self.sync_seconds
         self._mine.add(slot)
         self._held += 1
         return slot
@@ -214,6 +219,8 @@ class StoreBudget:
             log.warning("route %s: slot %d not given back (%s)", self.route_key, slot, exc)
 
     def keeps(self, slot: int) -> bool:
+        if slot in self._mine and time.monotonic() > self._sure_until:
+            return False  # our lease may have lapsed: never hold a connection on a lost slot
         if slot not in self._mine or not self._members:
             return True
         wants, held = self._views(self._limit)
@@ -247,6 +254,7 @@ class StoreBudget:
                 target=target,
             )
             self._members, self._held = share.members, share.held
+            self._sure_until = now + self.lease_seconds - self.sync_seconds
             if share.limits_version == self._version:
                 return None
             stored = await self.db.load_route_limits(self.route_key)

@@ -117,6 +117,14 @@ class CampaignRun:
                 self._marked.update(batch)
         self._marked.discard(message_id)
 
+    def put_back(self, message: ClaimedMessage) -> None:
+        """A taken message that was not sent (its start mark could not be stored): first in
+        line again, still leased to this process."""
+        self.active.pop(message.id, None)
+        self.ready.appendleft(message)
+        self.on_wire -= 1
+        self.changed.set()
+
     def give_back(self, message: ClaimedMessage) -> None:
         """A taken message that will not be sent (the campaign stopped meanwhile)."""
         self.active.pop(message.id, None)

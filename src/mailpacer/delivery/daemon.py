@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from mailpacer.compose import Composer, load_template
 from mailpacer.config.campaign import CampaignSettings
-from mailpacer.core.errors import MailpacerError
+from mailpacer.core.errors import MailpacerError, StoreUnavailable
 from mailpacer.core.states import CampaignState, StateConflict
 from mailpacer.delivery.engine import Engine
 from mailpacer.delivery.report import Report
@@ -89,11 +89,19 @@ class Daemon:
     async def run(self, stop: asyncio.Event) -> None:
         """Scan and start due campaigns until ``stop`` is set; then stop every run (in-flight
         messages finish and are recorded, within ``drain_seconds``)."""
+        backoff = 0.0
         try:
             while not stop.is_set():
-                await self.scan()
+                try:
+                    await self.scan()
+                except StoreUnavailable as exc:  # runs keep what they hold; look again later
+                    backoff = min(2 * backoff or self.poll, 30.0)
+                    log.warning("%s; looking again in %.0f s", exc, backoff)
+                else:
+                    backoff = 0.0
                 self._wake.clear()
-                waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._nap())}
+                naps = asyncio.ensure_future(self._nap(backoff or self.poll))
+                waiters = {asyncio.ensure_future(stop.wait()), naps}
                 _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in pending:
                     waiter.cancel()
@@ -108,9 +116,9 @@ class Daemon:
             self.engine.stop("the service stopped; it continues when started again")
             await asyncio.wait(list(self.tasks.values()), timeout=0.1)
 
-    async def _nap(self) -> None:
+    async def _nap(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.poll):
+            async with asyncio.timeout(seconds):
                 await self._wake.wait()
 
     async def scan(self) -> list[int]:
@@ -136,6 +144,8 @@ class Daemon:
         try:
             settings, render = await asyncio.to_thread(self.runnable, record)
             self.reports[cid] = await self.engine.run(record, settings, render, start_from=DUE)
+        except StoreUnavailable as exc:  # not the campaign's fault: the next scan starts it again
+            log.warning("campaign %d stopped here: %s", cid, exc)
         except MailpacerError as exc:
             log.error("campaign %d cannot run: %s", cid, exc)
             await self._pause(cid, f"cannot run: {exc}")

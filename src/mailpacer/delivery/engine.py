@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from mailpacer.config.campaign import CampaignSettings
-from mailpacer.core.errors import UsageError
+from mailpacer.core.errors import StoreUnavailable, UsageError
 from mailpacer.core.events import Emitter, Event, EventKind, Observer
 from mailpacer.core.limits import Limits
 from mailpacer.core.states import CampaignState, MessageState, StateConflict
@@ -167,43 +167,36 @@ class Engine:
         now = time.monotonic
         claim_at = 0.0  #: when a claim may find something (monotonic); inf: wait for a change
         next_flush = next_poll = next_beat = next_progress = 0.0
+        backoff = 0.0  #: the store is out of reach: wait this long before trying it again
         while not run.stopping:
             run.changed.clear()
-            if run.outcomes and (now() >= next_flush or len(run.outcomes) >= t.flush_size):
-                await self._write(run)
-                next_flush = now() + t.flush_interval
-            # only deferred messages left (or none yet due): the idle tail, looked at rarely
-            idle = claim_at > now() and not run.ready and run.on_wire == 0 and not run.outcomes
-            if now() >= next_poll:
-                await self._poll(run)
-                next_poll = now() + (t.idle_poll_interval if idle else t.poll_interval)
+            if backoff:  # in-flight messages go on; their outcomes wait in memory
+                until = now() + backoff
+                while not run.stopping and now() < until:
+                    run.changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(until - now()):
+                            await run.changed.wait()
                 if run.stopping:
                     break
-            await self._follow_block(run, route)
-            if run.requeued:
-                run.requeued, claim_at = False, 0.0
-            elif claim_at == math.inf and not (run.ready or run.on_wire or run.active):
-                claim_at = 0.0  # the last outcomes are written: look again (finished?)
-            if run.campaign.state is C.RUNNING and route.pacer.blocked_for() <= 0:
-                size = claim_size(ready=len(run.ready), connections=route.target())
-                if size and now() >= claim_at:
-                    claimed = await self.db.claim(
-                        run.campaign.id,
-                        worker=self.worker,
-                        limit=size,
-                        lease_seconds=t.lease_seconds,
-                        now=time.time(),
-                    )
-                    run.ready.extend(claimed)
-                    route.wake()
-                    if not claimed:
-                        claim_at = await self._nothing_to_claim(run)
-                        if claim_at < 0:
-                            return True
-            if now() >= next_beat:
-                await self._heartbeat(run)
-                next_beat = now() + t.lease_seconds / 3
-            if now() >= next_progress and not idle:
+            try:
+                claim_at, next_flush, next_poll, next_beat = await self._bookkeep(
+                    run, route, claim_at, next_flush, next_poll, next_beat
+                )
+            except StoreUnavailable as exc:  # keep what is held; claim nothing until it is back
+                backoff = min(2 * backoff or t.connect_backoff, t.connect_backoff_max)
+                log.warning(
+                    "campaign %d: %s; trying again in %.1f s", run.campaign.id, exc, backoff
+                )
+                continue
+            if backoff:
+                log.warning("campaign %d: the store is reachable again", run.campaign.id)
+                backoff = 0.0
+            if claim_at < 0:
+                return True
+            if run.stopping:
+                break
+            if now() >= next_progress and not (claim_at > now() and not run.ready):
                 self.events.emit(
                     Event(EventKind.PROGRESS, run.campaign.id, time.time(), self._progress(run))
                 )
@@ -214,6 +207,55 @@ class Engine:
                 async with asyncio.timeout(max(0.005, min(wake - now(), t.poll_interval))):
                     await run.changed.wait()
         return False
+
+    async def _bookkeep(
+        self,
+        run: CampaignRun,
+        route: RouteRuntime,
+        claim_at: float,
+        next_flush: float,
+        next_poll: float,
+        next_beat: float,
+    ) -> tuple[float, float, float, float]:
+        """One pass of :meth:`_feed`'s store work: write, poll, claim, heartbeat. Returns the
+        new times (``claim_at`` -1: nothing is left to send)."""
+        t = self.timing
+        now = time.monotonic
+        if run.outcomes and (now() >= next_flush or len(run.outcomes) >= t.flush_size):
+            await self._write(run)
+            next_flush = now() + t.flush_interval
+        # only deferred messages left (or none yet due): the idle tail, looked at rarely
+        idle = claim_at > now() and not run.ready and run.on_wire == 0 and not run.outcomes
+        if now() >= next_poll:
+            await self._poll(run)
+            next_poll = now() + (t.idle_poll_interval if idle else t.poll_interval)
+            if run.stopping:
+                return claim_at, next_flush, next_poll, next_beat
+        await self._follow_block(run, route)
+        if run.requeued:
+            run.requeued, claim_at = False, 0.0
+        elif claim_at == math.inf and not (run.ready or run.on_wire or run.active):
+            claim_at = 0.0  # the last outcomes are written: look again (finished?)
+        if run.campaign.state is C.RUNNING and route.pacer.blocked_for() <= 0:
+            size = claim_size(ready=len(run.ready), connections=route.target())
+            if size and now() >= claim_at:
+                claimed = await self.db.claim(
+                    run.campaign.id,
+                    worker=self.worker,
+                    limit=size,
+                    lease_seconds=t.lease_seconds,
+                    now=time.time(),
+                )
+                run.ready.extend(claimed)
+                route.wake()
+                if not claimed:
+                    claim_at = await self._nothing_to_claim(run)
+                    if claim_at < 0:
+                        return claim_at, next_flush, next_poll, next_beat
+        if now() >= next_beat:
+            await self._heartbeat(run)
+            next_beat = now() + t.lease_seconds / 3
+        return claim_at, next_flush, next_poll, next_beat
 
     async def _nothing_to_claim(self, run: CampaignRun) -> float:
         """The claim came back empty: -1 when the campaign is finished, else when to look again

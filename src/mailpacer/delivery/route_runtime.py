@@ -26,7 +26,7 @@ from mailpacer.core.classify import (
     parse_limits_keyword,
 )
 from mailpacer.core.context import RouteHistory
-from mailpacer.core.errors import MailpacerError
+from mailpacer.core.errors import MailpacerError, StoreUnavailable
 from mailpacer.core.limits import Limits
 from mailpacer.core.outcome import ROUTE_THROTTLES
 from mailpacer.core.route import Route
@@ -70,6 +70,7 @@ class RouteRuntime:
         self.open = 0
         self.connecting = 0  #: connections being opened (greeting, EHLO, TLS, AUTH)
         self.peak = 0  #: most connections open at once
+        self._store_backoff = 0.0  #: a start mark could not be stored: wait before the next
         self._made = 0
         self._turn = 0  #: round-robin position among feeds of one priority
         #: shared with other processes on the route (slots, pace, limits); local: alone
@@ -380,8 +381,18 @@ class RouteRuntime:
         async def marked() -> None:
             await marking
 
-        reply = await conn.send(run.sender, message.email, payload, before_payload=marked)
-        await marking  # stored by now whatever the reply (a refusal may come before DATA)
+        try:
+            reply = await conn.send(run.sender, message.email, payload, before_payload=marked)
+            await marking  # stored by now whatever the reply (a refusal may come before DATA)
+        except StoreUnavailable:
+            # the start mark is not stored, so the payload was not sent: the message goes back
+            # to the front of the queue (still ours), the session (maybe after a 354) is closed
+            await conn.close()
+            run.put_back(message)
+            self._store_backoff = min(2 * self._store_backoff or 0.2, 5.0)
+            await asyncio.sleep(self._store_backoff)
+            return
+        self._store_backoff = 0.0
         result = classify(reply, run.rules)
         result = self.history.interpret(
             reply, result, open_connections=self._route_open(), message=message.id

@@ -1,5 +1,6 @@
-"""The FastAPI application: resources, auth, errors, the upload limit, and the daemon's
-lifetime (started with the app, stopped with it: in-flight messages finish and are recorded)."""
+"""The FastAPI application: resources, the dashboard, auth, errors, the upload limit, and the
+daemon's lifetime (started with the app, stopped with it: in-flight messages finish and are
+recorded)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from mailpacer import __version__
-from mailpacer.service import campaigns, events, metrics, routes, templates
+from mailpacer.service import campaigns, events, metrics, pages, routes, templates
 from mailpacer.service.auth import require_token
 from mailpacer.service.config import ServiceConfig
 from mailpacer.service.errors import install
@@ -39,6 +40,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Service(config)
         app.state.service = service
+        pages.attach(app, service)
         try:
             await service.start()
             yield
@@ -59,6 +61,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     guarded = [Depends(require_token)]
     for module in (campaigns, events, templates, routes, metrics):
         app.include_router(module.router, dependencies=guarded)
+    pages.install(app)  # the dashboard: its pages log in themselves (token or session cookie)
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="Liveness")
     async def healthz(request: Request) -> Health:

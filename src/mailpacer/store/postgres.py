@@ -23,7 +23,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.string import TextLoader
 
-from mailpacer.core.errors import StoreError
+from mailpacer.core.errors import StoreError, StoreUnavailable
 from mailpacer.store.migrate import migrate_postgres, pg_schema_version
 from mailpacer.store.sql import queries
 from mailpacer.store.sqlstore import SqlStore
@@ -67,7 +67,7 @@ class PostgresStore(SqlStore):
         try:
             conn = psycopg.connect(self.url, autocommit=True, **extra)
         except psycopg.Error as exc:
-            raise StoreError(
+            raise StoreUnavailable(
                 f"cannot connect to PostgreSQL at {self.where}: {_first_line(exc)}"
             ) from exc
         conn.adapters.register_loader("jsonb", TextLoader)
@@ -159,7 +159,7 @@ def _errors(where: str) -> Iterator[None]:
     """Translate psycopg errors (the only place that does) into :class:`StoreError`."""
     try:
         yield
-    except psycopg.OperationalError as exc:
-        raise StoreError(f"PostgreSQL {where} failed: {_first_line(exc)}") from exc
+    except psycopg.OperationalError as exc:  # the server went away, or refused us for now
+        raise StoreUnavailable(f"PostgreSQL {where} failed: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise StoreError(f"database {where}: {_first_line(exc)}") from exc
