@@ -15,6 +15,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mailpacer.cli.remote_commands import (
+    cancel_remote,
+    pause_remote,
+    resume_remote,
+    retry_remote,
+    server_option,
+    status_remote,
+)
 from mailpacer.cli.send import (
     db_option,
     err,
@@ -34,9 +42,13 @@ from mailpacer.store import CampaignRecord, CampaignStats, Store, open_store
 @click.command("status")
 @click.argument("campaign", required=False)
 @db_option
+@server_option
 @json_option
-def status_command(campaign: str | None, db: str, as_json: bool) -> None:
-    """Show every campaign, or one campaign in detail."""
+def status_command(campaign: str | None, db: str, server: str | None, as_json: bool) -> None:
+    """Show every campaign, or one campaign in detail (of a service with --server)."""
+    if server:
+        status_remote(server, campaign, as_json)
+        return
     path = _sqlite_file(db)
     if campaign is None and path is not None and not path.exists():
         if as_json:
@@ -170,8 +182,12 @@ def _ref(text: str) -> int | str:
 @click.command("pause")
 @click.argument("campaign")
 @db_option
-def pause_command(campaign: str, db: str) -> None:
+@server_option
+def pause_command(campaign: str, db: str, server: str | None) -> None:
     """Pause a campaign: its engine finishes in-flight messages and stops."""
+    if server:
+        pause_remote(server, campaign)
+        return
     store = _open_existing(db)
     try:
         record = store.get_campaign(_ref(campaign))
@@ -188,8 +204,12 @@ def pause_command(campaign: str, db: str) -> None:
 @click.command("cancel")
 @click.argument("campaign")
 @db_option
-def cancel_command(campaign: str, db: str) -> None:
+@server_option
+def cancel_command(campaign: str, db: str, server: str | None) -> None:
     """Cancel a campaign: nothing new starts; in-flight messages finish and are recorded."""
+    if server:
+        cancel_remote(server, campaign)
+        return
     store = _open_existing(db)
     try:
         record = store.get_campaign(_ref(campaign))
@@ -293,10 +313,18 @@ def _refuse_resume(record: CampaignRecord) -> None:
     "from MAILPACER_SMTP_PASSWORD as for send.",
 )
 @db_option
+@server_option
 @json_option
-def resume_command(campaign: str, smtp: str | None, db: str, as_json: bool) -> None:
+def resume_command(
+    campaign: str, smtp: str | None, db: str, server: str | None, as_json: bool
+) -> None:
     """Resume a paused (or interrupted) campaign in the foreground, with the settings of the
-    send that started it (or through another route with --smtp)."""
+    send that started it (or through another route with --smtp); with --server the service
+    resumes it and this follows it to its report."""
+    if server:
+        if smtp is not None:
+            raise UsageError("--smtp: not with --server (routes are the service's)")
+        resume_remote(server, campaign, as_json)
     _continue(campaign, db, as_json, None, smtp)
 
 
@@ -335,10 +363,16 @@ def delete_command(campaign: str, force: bool, db: str) -> None:
     help="Reopen a cancelled campaign: queue its cancelled messages again.",
 )
 @db_option
+@server_option
 @json_option
-def retry_command(campaign: str, which: str | None, db: str, as_json: bool) -> None:
+def retry_command(
+    campaign: str, which: str | None, db: str, server: str | None, as_json: bool
+) -> None:
     """Queue failed and/or uncertain (or, with --cancelled, cancelled) messages again and send
-    them in the foreground; this is what reopens a done or cancelled campaign."""
+    them in the foreground; this is what reopens a done or cancelled campaign. With --server
+    the service sends them and this follows the campaign to its report."""
+    if server:
+        retry_remote(server, campaign, which, as_json)
     states = {MessageState.FAILED, MessageState.UNCERTAIN}
     if which == "failed":
         states = {MessageState.FAILED}

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from mailpacer.cli.output import err as err
+from mailpacer.cli.output import print_report
 from mailpacer.cli.progress import ProgressView
+from mailpacer.cli.remote_commands import send_remote, server_option
 from mailpacer.compose import CampaignCheck, Composer, iter_recipients, load_template
 from mailpacer.compose.tables import TableFormat, parse_delimiter
 from mailpacer.compose.validate import validate_campaign
@@ -37,8 +39,6 @@ from mailpacer.delivery.report import Report
 from mailpacer.delivery.runner import Prepared, check, default_db, one_click_for, prepare
 from mailpacer.delivery.scheduler import Timing
 from mailpacer.store import CampaignRecord, Store, open_store
-
-err = Console(stderr=True, soft_wrap=True)  # log files get whole lines, not 80 columns
 
 db_option = click.option(
     "--db",
@@ -96,7 +96,7 @@ def run_engine(
             report = asyncio.run(main())
     else:
         report = asyncio.run(main())
-    _print_report(report, as_json=as_json)
+    print_report(report, as_json=as_json)
     return report
 
 
@@ -119,31 +119,6 @@ def _quit_at_once(
         engine.flush()
         store.close()
     os._exit(128 + sig.value)
-
-
-def _print_report(report: Report, *, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
-        return
-    err.print(
-        f"campaign {report.campaign} ({report.name}): [bold]{report.state}[/]"
-        + (f" — {report.reason}" if report.reason else "")
-    )
-    err.print(
-        f"  sent {report.sent}/{report.total} · failed {report.failed}"
-        f" · uncertain {report.uncertain}"
-        f" · deferred {report.deferred} · queued {report.queued} · cancelled {report.cancelled}"
-    )
-    err.print(
-        f"  this run: {report.sent_this_run} sent in {report.seconds:.1f} s "
-        f"({report.throughput:.1f} msg/s), {report.throttles} throttle replies"
-    )
-    if report.limits_text:
-        err.print(f"  learned: {report.limits_text}")
-    for failure in report.failures[:20]:
-        err.print(f"  [red]failed[/] {failure.email}: {failure.code or ''} {failure.reason}")
-    if len(report.failures) > 20:
-        err.print(f"  … and {len(report.failures) - 20} more (mailpacer status {report.campaign})")
 
 
 @click.command("send")
@@ -212,6 +187,12 @@ def _print_report(report: Report, *, as_json: bool) -> None:
     help="https:// base of a one-click unsubscribe link (RFC 8058); the token's secret comes "
     "from $MAILPACER_UNSUBSCRIBE_SECRET.",
 )
+@click.option(
+    "--priority",
+    type=click.IntRange(-100, 100),
+    help="With --server: higher goes first among the service's campaigns on the route.",
+)
+@server_option
 @json_option
 def send_command(
     recipients: Path,
@@ -239,6 +220,8 @@ def send_command(
     encoding: str | None,
     delimiter: str | None,
     unsubscribe_url: str | None,
+    priority: int | None,
+    server: str | None,
     as_json: bool,
 ) -> None:
     """Send RECIPIENTS (CSV, .xlsx or .jsonl) with a template through an SMTP server, as fast
@@ -256,9 +239,30 @@ def send_command(
       3    bad campaign input (recipients, template, attachments); nothing was sent
       4    the route failed (unreachable, TLS, password): campaign paused, no message failed
       5    the database cannot be used
+      6    with --server: the service cannot be reached (or failed)
       75   only deferred messages are left, due later than --wait-deferred: run again then
       130  a second Ctrl-C quit at once (143: a second SIGTERM)
+
+    With --server URL (or $MAILPACER_SERVER) a running `mailpacer serve` sends it: --route
+    names one of its routes, --template one of its templates or a local folder (uploaded as a
+    zip); the token comes from $MAILPACER_API_TOKEN. The progress bar, report and exit code are
+    a local send's; Ctrl-C stops following, the campaign goes on on the service.
     """
+    if server:
+        _local_only(_LOCAL_ONLY)
+        send_remote(
+            server,
+            recipients,
+            template=str(template),
+            route=route_name,
+            sender=sender or os.environ.get("MAILPACER_FROM"),
+            name=name,
+            priority=priority or 0,
+            skip_invalid=skip_invalid,
+            as_json=as_json,
+        )
+    if priority is not None:
+        raise UsageError("--priority orders campaigns on a service: add --server URL")
     resolved = load_settings(
         {
             "config": config,
@@ -319,6 +323,29 @@ def send_command(
     finally:
         store.close()
     sys.exit(report.exit_code)
+
+
+#: send's options that only a local send has: the service has them in its mailpacer.toml
+_LOCAL_ONLY = (
+    "smtp", "provider", "username", "region", "config", "db", "max_connections", "max_rate",
+    "insecure_tls", "cafile", "check_dns", "hold_uncertain", "dry_run", "out_dir",
+    "wait_deferred", "outage_wait", "encoding", "delimiter", "unsubscribe_url",
+)  # fmt: skip
+
+
+def _local_only(names: tuple[str, ...]) -> None:
+    """Refuse (exit 2) options given on the command line that a service does not take."""
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-').removesuffix('-dir')}"
+        for name in names
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: not with --server (the service's mailpacer.toml and"
+            " environment hold routes, credentials and limits)"
+        )
 
 
 def _print_check(checked: CampaignCheck) -> None:
