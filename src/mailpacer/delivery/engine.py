@@ -232,10 +232,10 @@ class Engine:
             if run.stopping:
                 return claim_at, next_flush, next_poll, next_beat
             held = run.ready or run.on_wire or run.outcomes or run.active
-            if not held and (run.campaign.state is not C.RUNNING or route.pacer.blocked_for() > 0):
-                # no claim while the route waits; others (another process) may finish it meanwhile
-                if await self._finished(run):
-                    return -1.0, next_flush, next_poll, next_beat
+            waits = run.campaign.state is not C.RUNNING or route.pacer.blocked_for() > 0
+            # no claim while the route waits; another process may finish the campaign meanwhile
+            if not held and waits and await self._finished(run):
+                return -1.0, next_flush, next_poll, next_beat
         await self._follow_block(run, route)
         if run.requeued:
             run.requeued, claim_at = False, 0.0
