@@ -4,6 +4,7 @@ the sandbox on loopback: what it holds while it runs, as its ``repr`` says."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from mailpacer.core.events import Event
 from mailpacer.core.route import Route
 from mailpacer.core.states import MessageState
 from mailpacer.delivery.engine import Engine
+from mailpacer.delivery.route_runtime import LOOK_SECONDS
 from mailpacer.store import MemoryStore, open_store
 
 
@@ -86,3 +88,33 @@ def test_two_campaigns_feed_one_route_runtime(sandbox: Any) -> None:
     assert seen[1].startswith(f"<RouteRuntime {key} feeds=2 ")
     assert seen[2].startswith("<CampaignRun 1 ready=") and seen[2].endswith(" running>")
     assert sb.counters.peak_concurrent <= 2
+
+
+def test_the_route_is_woken_not_polled_at_start_and_end(sandbox: Any) -> None:
+    """Claimed work opens connections at once and the route ends as soon as its last connection
+    closes: neither waits for the supervisor's safety-net look (a lost wake-up used to cost a
+    second at each end of every campaign, 12 % of a 1,000-message run)."""
+    sb = sandbox("strict")
+    store = open_store("memory:")
+    record = campaign(store, 10)
+    times: dict[str, float] = {}
+
+    def look(event: Event) -> None:
+        if event.kind == "outcome":
+            times.setdefault("first", time.monotonic())
+            times["last"] = time.monotonic()
+
+    async def go() -> Any:
+        engine = Engine(store, observers=[look])
+        try:
+            times["start"] = time.monotonic()
+            report = await engine.run(record, settings_for(sb), render)
+            times["end"] = time.monotonic()
+            return report
+        finally:
+            await engine.close()
+
+    report = asyncio.run(go())
+    assert report.sent == 10
+    assert times["first"] - times["start"] < LOOK_SECONDS / 2
+    assert times["end"] - times["last"] < LOOK_SECONDS / 2

@@ -43,6 +43,9 @@ log = logging.getLogger("mailpacer")
 V = Verdict
 _SETUP_PHASES = frozenset({Phase.CONNECT, Phase.EHLO, Phase.STARTTLS, Phase.AUTH})
 _ACCEPTING_SECONDS = 10.0  #: an acceptance this recent means the route works right now
+#: the supervisor looks at least this often; it is woken for everything that matters (work
+#: claimed, a connection closed, the last campaign gone), so this is only a safety net
+LOOK_SECONDS = 1.0
 
 
 class RouteRuntime:
@@ -194,10 +197,14 @@ class RouteRuntime:
     async def _run_connections(self) -> None:
         async with asyncio.TaskGroup() as group:
             slots: dict[int, asyncio.Task[None]] = {}
-            while self.feeds or slots:
+            while True:
+                # cleared before looking, not after: a wake during the awaits below is kept
+                self._work.clear()
                 for slot, task in list(slots.items()):
                     if task.done():
                         del slots[slot]
+                if not self.feeds and not slots:
+                    break
                 await self._sync()
                 wait = self.gate.wait()
                 blocked = self.pacer.blocked_for()
@@ -212,10 +219,9 @@ class RouteRuntime:
                         if got is None:
                             break
                         slots[got] = group.create_task(self._connection(got), name=f"conn-{got}")
-                self._work.clear()
-                timeout = min([x for x in (wait, blocked) if x > 0] or [1.0])
+                timeout = min([x for x in (wait, blocked) if x > 0] or [LOOK_SECONDS])
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.01, min(timeout, 1.0))):
+                    async with asyncio.timeout(max(0.01, min(timeout, LOOK_SECONDS))):
                         await self._work.wait()
             await self._persist()
 
