@@ -281,8 +281,8 @@ class Engine:
         only_deferred = counts[M.QUEUED] + counts[M.SENDING] == 0
         if only_deferred and due is not None:
             await self._deferred_tail(run, counts[M.DEFERRED], due, wait)
-        if counts[M.SENDING]:  # another process holds some: its outcomes may requeue them
-            wait = min(wait, self.timing.idle_poll_interval)
+        if counts[M.SENDING]:  # another process holds some: they end in moments (or requeue)
+            wait = min(wait, self.timing.poll_interval)
         return time.monotonic() + wait
 
     async def _deferred_tail(
