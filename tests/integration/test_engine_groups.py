@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_engine_sandbox import campaign, message_id, run_engine
 
 from mailpacer.config.campaign import RouteEntry
+from mailpacer.core.limits import Limits
 from mailpacer.core.retry import RetryPolicy
 from mailpacer.core.route import Route, TlsMode
 from mailpacer.delivery.report import Report
-from mailpacer.core.limits import Limits
 from mailpacer.store import Store, open_store
 
-from test_engine_sandbox import campaign, message_id, run_engine
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:

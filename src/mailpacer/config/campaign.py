@@ -2,7 +2,8 @@
 ``resume`` and ``retry`` so they behave exactly like the ``send`` that started it.
 
 Everything the delivery core needs is here — where the recipients and the template are, the
-route (or a group of routes: :attr:`CampaignSettings.routes`), the sender, ceilings, the user's reply rules, the retry policy, the uncertain policy,
+route (or a group of routes: :attr:`CampaignSettings.routes`, each with its own ceilings), the
+sender, ceilings, the user's reply rules, the retry policy, the uncertain policy,
 ``skip_invalid`` — and nothing of the process (database, terminal). Passwords are never stored:
 :meth:`CampaignSettings.to_stored` keeps the route's URL and, if the route named one, the
 environment variable or secrets file its password comes from.
@@ -25,7 +26,7 @@ from mailpacer.core.limits import Limits
 from mailpacer.core.retry import RetryPolicy
 from mailpacer.core.route import PASSWORD_ENV, PASSWORD_FILE_ENV, Route, parse_route
 
-__all__ = ["CampaignSettings", "RouteEntry", "rule_to_mapping"]
+__all__ = ["CampaignSettings", "RouteEntry", "rule_to_mapping", "stored_route_keys"]
 
 _STORED_VERSION = 2
 
@@ -212,6 +213,15 @@ class CampaignSettings:
         return dataclasses.replace(
             self, route=route, password_env=None, password_file=None, more_routes=()
         )
+
+
+def stored_route_keys(stored: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys of the routes stored settings send through (none when they cannot be read)."""
+    try:
+        urls = [stored["smtp"], *(r["smtp"] for r in stored.get("more_routes") or ())]
+        return tuple(parse_route(str(url), environ={}).key for url in urls)
+    except (KeyError, TypeError, ValueError):
+        return ()
 
 
 def _password(

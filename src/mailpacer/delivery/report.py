@@ -143,7 +143,9 @@ def build_report(
         failures=failures,
         left_deferred=left_deferred,
         routes=[
-            RouteReport(key, sent_by_route.get(key, 0), learned.to_dict(), learned.describe(), error)
+            RouteReport(
+                key, sent_by_route.get(key, 0), learned.to_dict(), learned.describe(), error
+            )
             for key, learned, error in routes
         ],
     )
