@@ -350,6 +350,32 @@ def test_attempt_history_keeps_every_reply(store: Store) -> None:
     assert m.attempts == 1 and m.first_attempt_at == NOW + 2
 
 
+def test_attempts_remember_their_route_and_sent_is_counted_per_route(store: Store) -> None:
+    """Each attempt keeps the key of the route it went through; ``sent_by_route`` counts the
+    accepted ones per route (a throttle on one route, then sent through another, counts once,
+    for the other; attempts without a route are left out)."""
+    a, b = "smtp://127.0.0.1:2525", "smtp://127.0.0.1:2526"
+    record = campaign(store, messages=4)
+    m1, m2, m3, m4 = claim(store, record.id)
+    store.record([
+        out(m1, M.QUEUED, "throttle-rate", code=450, count_attempt=False, route=a),
+        out(m2, M.SENT, route=b),
+        out(m3, M.SENT, route=a),
+        out(m4, M.SENT),
+    ])  # fmt: skip
+    (again,) = claim(store, record.id, now=NOW + 1)
+    store.record([out(again, M.SENT, at=NOW + 2, route=b)])
+    assert [(x.verdict, x.route) for x in store.attempts(m1.id)] == [
+        ("throttle-rate", a),
+        ("accepted", b),
+    ]
+    assert store.attempts(m4.id)[0].route is None
+    assert store.sent_by_route(record.id) == {a: 1, b: 2}
+    assert store.sent_by_route(campaign(store, "c2").id) == {}
+    with pytest.raises(NotFound):
+        store.sent_by_route(999)
+
+
 def test_several_outcomes_for_one_message_apply_in_order(store: Store) -> None:
     """uncertain then queued (resend) in one batch: both checked in sequence, both recorded."""
     record = campaign(store, messages=1)

@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 
 #: the newest migration shipped; tests add theirs after it
 LATEST = migrations()[-1].version
-NAMES = [(1, "initial"), (2, "started_at"), (3, "suppressions"), (4, "route_budget")]
+NAMES = [
+    (1, "initial"),
+    (2, "started_at"),
+    (3, "suppressions"),
+    (4, "route_budget"),
+    (5, "attempt_route"),
+]
 
 
 def connect(path: Path) -> sqlite3.Connection:

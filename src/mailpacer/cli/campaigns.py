@@ -31,6 +31,7 @@ from mailpacer.cli.send import (
     run_engine,
     say_route_change,
 )
+from mailpacer.config.campaign import stored_route_keys
 from mailpacer.core.errors import NotFound, UsageError
 from mailpacer.core.route import parse_route
 from mailpacer.core.states import CampaignState, MessageState
@@ -104,6 +105,17 @@ def status_command(campaign: str | None, db: str, server: str | None, as_json: b
         stats = store.stats(record.id)
         limits = store.load_route_limits(record.route_key)
         failures = store.messages(record.id, state=MessageState.FAILED, limit=50)
+        sent_by_route = store.sent_by_route(record.id)
+        routes = []  #: every route of the campaign (several: a group), what each sent, learned
+        for key in stored_route_keys(record.options) or (record.route_key,):
+            learned = store.load_route_limits(key)
+            routes.append(
+                {
+                    "route": key,
+                    "sent": sent_by_route.get(key, 0),
+                    "limits_text": Limits.from_dict(learned).describe() if learned else "",
+                }
+            )
         data = {
             "campaign": record.id,
             "name": record.name,
@@ -117,6 +129,7 @@ def status_command(campaign: str | None, db: str, server: str | None, as_json: b
             "failures": [
                 {"email": m.email, "code": m.last_code, "reason": m.last_text} for m in failures
             ],
+            "routes": routes,
         }
         if as_json:
             click.echo(json.dumps(data, ensure_ascii=False))
@@ -127,9 +140,15 @@ def status_command(campaign: str | None, db: str, server: str | None, as_json: b
             + (f" — {record.reason}" if record.reason else "")
         )
         console.print("  " + " · ".join(f"{k} {v}" for k, v in _counts(stats).items()))
-        console.print(
-            f"  route {record.route_key}" + (f" — learned: {data['limits_text']}" if limits else "")
-        )
+        if len(routes) > 1:
+            for route in routes:
+                learned_text = f" — learned: {route['limits_text']}" if route["limits_text"] else ""
+                console.print(f"  route {route['route']}: sent {route['sent']}{learned_text}")
+        else:
+            console.print(
+                f"  route {record.route_key}"
+                + (f" — learned: {data['limits_text']}" if limits else "")
+            )
         for m in failures:
             console.print(f"  [red]failed[/] {m.email}: {m.last_code or ''} {m.last_text or ''}")
     finally:

@@ -103,7 +103,7 @@ def check_command(path: Path | None) -> None:
         f"base={_span(r.base_seconds)} cap={_span(r.cap_seconds)}"
     )
     problems: list[str] = []
-    default = file.default_route()
+    default = None if file.defaults.route in file.groups else file.default_route()
     for rc in file.routes.values():
         mark = " (default)" if default is rc else ""
         route = endpoint_of(rc)
@@ -116,6 +116,9 @@ def check_command(path: Path | None) -> None:
             route_from_config(rc, env, file)
         except MailpacerError as exc:
             problems.append(str(exc))
+    for group, members in file.groups.items():
+        mark = " (default)" if file.defaults.route == group else ""
+        echo(f"group {group}{mark}: {', '.join(members)} (one campaign spread over them)")
     names = ", ".join(rule.name for rule in file.rules)
     echo(f"rules: {len(file.rules)} user rule(s)" + (f": {names}" if names else ""))
     if not problems:

@@ -32,7 +32,13 @@ def print_report(report: Report, *, as_json: bool) -> None:
         f"  this run: {report.sent_this_run} sent in {report.seconds:.1f} s "
         f"({report.throughput:.1f} msg/s), {report.throttles} throttle replies"
     )
-    if report.limits_text:
+    if len(report.routes) > 1:  # a group: what each route sent, learned, or why it failed
+        for route in report.routes:
+            learned = f" — learned: {route.limits_text}" if route.limits_text else ""
+            err.print(f"  route {route.route}: sent {route.sent}{learned}")
+            if route.error:
+                err.print(f"    [red]failed[/]: {route.error} (its messages went to the others)")
+    elif report.limits_text:
         err.print(f"  learned: {report.limits_text}")
     for failure in report.failures[:20]:
         err.print(f"  [red]failed[/] {failure.email}: {failure.code or ''} {failure.reason}")

@@ -24,7 +24,7 @@ import httpx
 
 from mailpacer.core.errors import InputError, MailpacerError, NotFound, Problem, UsageError
 from mailpacer.core.events import Event, EventKind
-from mailpacer.delivery.report import Failure, Report
+from mailpacer.delivery.report import Failure, Report, RouteReport
 
 __all__ = ["Remote", "ServiceError", "report_from_campaign", "report_from_finished"]
 
@@ -278,6 +278,16 @@ def report_from_finished(data: dict[str, Any]) -> Report:
     values["failures"] = [
         Failure(str(f.get("email", "")), f.get("code"), str(f.get("reason", "")))
         for f in data.get("failures", [])
+    ]
+    values["routes"] = [
+        RouteReport(
+            str(r.get("route", "")),
+            int(r.get("sent", 0)),
+            dict(r.get("limits") or {}),
+            str(r.get("limits_text", "")),
+            r.get("error"),
+        )
+        for r in data.get("routes", [])
     ]
     return Report(**values)
 

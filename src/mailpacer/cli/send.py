@@ -28,7 +28,7 @@ from mailpacer.cli.remote_commands import send_remote, server_option
 from mailpacer.compose import CampaignCheck, Composer, iter_recipients, load_template
 from mailpacer.compose.tables import TableFormat, parse_delimiter
 from mailpacer.compose.validate import validate_campaign
-from mailpacer.config.campaign import CampaignSettings
+from mailpacer.config.campaign import CampaignSettings, stored_route_keys
 from mailpacer.config.file import parse_duration
 from mailpacer.config.sender import envelope_address
 from mailpacer.config.settings import load_settings
@@ -127,9 +127,17 @@ def _quit_at_once(
     "--template", "template", required=True, type=click.Path(path_type=Path), help="Template dir."
 )
 @click.option(
-    "--smtp", help="smtp://host:port, smtp+starttls://user@host:587, smtps://user@host:465"
+    "--smtp",
+    multiple=True,
+    help="smtp://host:port, smtp+starttls://user@host:587, smtps://user@host:465; several:"
+    " one campaign spread over them, each route given what it can take.",
 )
-@click.option("--route", "route_name", help="A route from mailpacer.toml.")
+@click.option(
+    "--route",
+    "route_name",
+    multiple=True,
+    help="A route (or a group of routes) from mailpacer.toml; several: one campaign over all.",
+)
 @click.option("--provider", help="A provider preset (see `mailpacer config presets`).")
 @click.option("--username", help="Username for --provider.")
 @click.option("--region", help="Region for presets that need one (ses).")
@@ -197,8 +205,8 @@ def _quit_at_once(
 def send_command(
     recipients: Path,
     template: Path,
-    smtp: str | None,
-    route_name: str | None,
+    smtp: tuple[str, ...],
+    route_name: tuple[str, ...],
     provider: str | None,
     username: str | None,
     region: str | None,
@@ -250,11 +258,16 @@ def send_command(
     """
     if server:
         _local_only(_LOCAL_ONLY)
+        if len(route_name) > 1:
+            raise UsageError(
+                "--route with --server: give one name (a group of the service's mailpacer.toml"
+                " spreads a campaign over several routes)"
+            )
         send_remote(
             server,
             recipients,
             template=str(template),
-            route=route_name,
+            route=route_name[0] if route_name else None,
             sender=sender or os.environ.get("MAILPACER_FROM"),
             name=name,
             priority=priority or 0,
@@ -268,8 +281,8 @@ def send_command(
             "config": config,
             "db": db,
             "from": sender,
-            "smtp": smtp,
-            "route": route_name,
+            "smtp": smtp or None,
+            "route": route_name or None,
             "provider": provider,
             "username": username,
             "region": region,
@@ -359,8 +372,9 @@ def say_route_change(prepared: Prepared) -> None:
     """A re-run through another route continues the same campaign: say so (on stderr)."""
     if prepared.previous_route is not None:
         record = prepared.campaign
+        now = " + ".join(stored_route_keys(record.options)) or record.route_key
         err.print(
-            f"campaign {record.id} ({record.name}) continues through {record.route_key}"
+            f"campaign {record.id} ({record.name}) continues through {now}"
             f" (it was sending through {prepared.previous_route})"
         )
 

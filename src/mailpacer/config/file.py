@@ -1,7 +1,8 @@
 """The configuration file, ``mailpacer.toml``: read, validated, frozen into a :class:`ConfigFile`.
 
 Found at ``--config PATH``, else ``$MAILPACER_CONFIG``, else ``./mailpacer.toml``. Sections:
-``[defaults]`` (with ``[defaults.retry]``), ``[routes.NAME]`` and ``[[rules]]`` (see
+``[defaults]`` (with ``[defaults.retry]``), ``[routes.NAME]``, ``[groups]`` (a name for several
+routes one campaign is spread over: ``NAME = ["office", "relay"]``) and ``[[rules]]`` (see
 ``examples/mailpacer.toml``). Every error names the file, the dotted key and its line. Passwords
 are never in the file: a route names an environment variable or a secrets file.
 :mod:`mailpacer.config.settings` merges this file with flags and environment.
@@ -29,7 +30,7 @@ from mailpacer.core.route import parse_route
 CONFIG_ENV = "MAILPACER_CONFIG"
 DEFAULT_NAME = "mailpacer.toml"
 
-_TOP_KEYS = ("defaults", "routes", "rules")
+_TOP_KEYS = ("defaults", "routes", "groups", "rules")
 _DEFAULT_KEYS = ("db", "from", "route", "uncertain", "check_dns", "retry")
 _RETRY_KEYS = ("max_attempts", "max_age", "base_seconds", "cap_seconds")
 _ROUTE_KEYS = (
@@ -143,6 +144,8 @@ class ConfigFile:
     routes: Mapping[str, RouteConfig]
     rules: tuple[Rule, ...]  #: user reply rules, in file order (they go before the defaults)
     lines: KeyLines = field(repr=False, compare=False, default_factory=lambda: KeyLines(""))
+    #: ``[groups]``: a name for several routes (of ``routes``), in the order given
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def where(self, path: KeyPath) -> str:
         """``file:line`` of a key (or just ``file``), to prefix messages."""
@@ -160,7 +163,10 @@ class ConfigFile:
         )
 
     def default_route(self) -> RouteConfig | None:
-        """``defaults.route``, else the only route, else None."""
+        """``defaults.route`` (the first route of a group it names), else the only route, else
+        None."""
+        if self.defaults.route and self.defaults.route in self.groups:
+            return self.routes[self.groups[self.defaults.route][0]]
         if self.defaults.route:
             return self.routes[self.defaults.route]
         if len(self.routes) == 1:
@@ -279,22 +285,57 @@ class _Reader:
         self.table(data, (), _TOP_KEYS)
         routes_data = self.table(data.get("routes", {}), ("routes",), tuple(data.get("routes", {})))
         routes = {name: self.route(name, value) for name, value in routes_data.items()}
-        defaults = self.defaults(data.get("defaults", {}), routes)
+        groups = self.groups(data.get("groups", {}), routes)
+        defaults = self.defaults(data.get("defaults", {}), routes, groups)
         rules = self.rules(data.get("rules", []))
         return ConfigFile(
-            self.file.path, defaults, MappingProxyType(routes), rules, self.file.lines
+            self.file.path,
+            defaults,
+            MappingProxyType(routes),
+            rules,
+            self.file.lines,
+            MappingProxyType(groups),
         )
 
-    def defaults(self, value: object, routes: Mapping[str, RouteConfig]) -> Defaults:
+    def groups(
+        self, value: object, routes: Mapping[str, RouteConfig]
+    ) -> dict[str, tuple[str, ...]]:
+        """``[groups]``: each an array of route names, every one defined, none twice."""
+        path: KeyPath = ("groups",)
+        table = self.table(value, path, tuple(value) if isinstance(value, dict) else ())
+        groups: dict[str, tuple[str, ...]] = {}
+        for name, members in table.items():
+            where: KeyPath = (*path, name)
+            if name in routes:
+                self.fail(where, f"{name!r} is already a route's name; give the group another")
+            if not isinstance(members, list) or not members:
+                self.fail(
+                    where, f'expected an array of route names, e.g. ["a", "b"], got {members!r}'
+                )
+            for member in members:
+                if not isinstance(member, str) or member not in routes:
+                    known = ", ".join(routes) or "none are defined"
+                    self.fail(where, f"no route {member!r} in [routes] (known: {known})")
+                if members.count(member) > 1:
+                    self.fail(where, f"route {member!r} is named twice; each only once")
+            groups[name] = tuple(members)
+        return groups
+
+    def defaults(
+        self,
+        value: object,
+        routes: Mapping[str, RouteConfig],
+        groups: Mapping[str, tuple[str, ...]],
+    ) -> Defaults:
         path: KeyPath = ("defaults",)
         table = self.table(value, path, _DEFAULT_KEYS)
         sender = self.get(table, path, "from", str)
         if sender is not None and ("@" not in sender or any(c in sender for c in "\r\n")):
             self.fail((*path, "from"), f"{sender!r} is not an address like 'HR <hr@example.com>'")
         route = self.get(table, path, "route", str)
-        if route is not None and route not in routes:
-            known = ", ".join(routes) or "none are defined"
-            self.fail((*path, "route"), f"no route {route!r} in [routes] (known: {known})")
+        if route is not None and route not in routes and route not in groups:
+            known = ", ".join([*routes, *groups]) or "none are defined"
+            self.fail((*path, "route"), f"no route or group {route!r} in [routes] (known: {known})")
         uncertain = self.get(table, path, "uncertain", str)
         if uncertain is not None and uncertain not in ("resend", "hold"):
             self.fail((*path, "uncertain"), f'expected "resend" or "hold", got {uncertain!r}')

@@ -4,6 +4,10 @@
 tested without touching ``os.environ``; :func:`load_settings` is the edge that finds the file.
 One exception to the order: a route's own ``password_env`` / ``password_file`` wins over
 ``MAILPACER_SMTP_PASSWORD``, which is only the fallback for routes that name no password.
+
+A campaign may be spread over a group of routes: ``--smtp`` or ``--route`` given several times,
+or ``--route NAME`` / ``defaults.route`` naming a ``[groups]`` entry of the file. Ceilings given
+as flags or variables then bind each route of the group.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from mailpacer.config.campaign import CampaignSettings
+from mailpacer.config.campaign import CampaignSettings, RouteEntry
 from mailpacer.config.file import ConfigFile, RouteConfig, find_config, load_config, parse_rate
 from mailpacer.config.presets import DAY, get_preset
 from mailpacer.core.classify import Rule
@@ -70,6 +74,7 @@ class Settings:
     origins: Mapping[str, str] = field(default_factory=dict, repr=False)
     password_env: str | None = None  #: the route's password reference, kept for ``resume``
     password_file: str | None = None
+    more_routes: tuple[RouteEntry, ...] = ()  #: the other routes of a group, each with its own
 
     def campaign(
         self,
@@ -102,6 +107,7 @@ class Settings:
             encoding=encoding,
             delimiter=delimiter,
             unsubscribe_url=unsubscribe_url,
+            more_routes=self.more_routes,
         )
 
     def require_route(self) -> Route:
@@ -296,61 +302,119 @@ def _from_config(
     )
 
 
-def _choose_route(
+def _several(value: Any) -> list[str]:
+    """A flag given once (text) or several times (a sequence), as a list of text."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value if v not in (None, "")]
+
+
+def _choose_routes(
     flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile | None
-) -> _Choice:
-    """The highest layer (flags, environment, file) that names a route decides it."""
+) -> list[_Choice]:
+    """The highest layer (flags, environment, file) that names a route (or a group) decides it:
+    one choice per route, in the order given; the same route twice is refused."""
     for origin in ("flag", "env"):
-        get = (
-            (lambda k: flags.get(k) or None) if origin == "flag" else (lambda k: _env_value(env, k))
-        )
-        smtp, name, provider = get("smtp"), get("route"), get("provider")
-        if name and (smtp or provider):
-            other = _origin_name(origin, "smtp" if smtp else "provider")
+        if origin == "flag":
+            smtps, names = _several(flags.get("smtp")), _several(flags.get("route"))
+            provider = flags.get("provider") or None
+        else:
+            smtps, names = _several(_env_value(env, "smtp")), _several(_env_value(env, "route"))
+            provider = _env_value(env, "provider")
+        if names and (smtps or provider):
+            other = _origin_name(origin, "smtp" if smtps else "provider")
             raise UsageError(
                 f"{_origin_name(origin, 'route')} and {other} both name a route; give one"
             )
-        if name:
-            if file is None or name not in file.routes:
-                known = ", ".join(file.routes) if file and file.routes else "no config file"
-                raise ConfigError(
-                    f"{_origin_name(origin, 'route')}={name}: no such route (known: {known})",
-                    key=_origin_name(origin, "route"),
-                )
-            return _from_config(file.routes[name], env, file, f"{origin} {name}")
-        username = flags.get("username") or _env_value(env, "username")
-        if smtp:
-            route = parse_route(str(smtp), environ=dict(env))
-            if username and route.username is None:
-                route = dataclasses.replace(route, username=username)
-            if route.username and not route.password:
-                raise ConfigError(
-                    f"{route.url} needs a password: set {PASSWORD_ENV} (or {PASSWORD_FILE_ENV})",
-                    key=PASSWORD_ENV,
-                )
-            preset = get_preset(provider) if provider else None
-            values = _limits_fields(preset.limits) if preset else {}
-            origins = {k: f"preset {provider}" for k, n in _CEILINGS.items() if n in values}
-            return _Choice(
-                route,
-                values,
-                origins,
-                route.url,
-                preset.name if preset else None,
-                f"{origin} {_origin_name(origin, 'smtp')}",
+        if len(smtps) > 1 and provider:
+            raise UsageError(
+                f"{_origin_name(origin, 'provider')} names one route; with several"
+                f" {_origin_name(origin, 'smtp')}, put each in [routes] of mailpacer.toml"
+                " and give --route for each"
             )
+        if names:
+            return _unique([c for name in names for c in _named(name, origin, env, file)])
+        if smtps:
+            return _unique([_choose_route({**flags, "smtp": u}, env, origin) for u in smtps])
         if provider:
-            preset = get_preset(provider)
-            region = flags.get("region") or _env_value(env, "region")
-            rc = RouteConfig(
-                name=preset.name, provider=preset.name, region=region, username=username
-            )
-            where = f"{origin} {_origin_name(origin, 'provider')}"
-            return _from_config(rc, env, None, where, f"provider {preset.name}")
+            return [_choose_route(flags, env, origin)]
     default = file.default_route() if file else None
+    if file is not None and file.defaults.route in file.groups:
+        return _unique(_named(str(file.defaults.route), "file", env, file))
     if default is None or file is None:
-        return _Choice()
-    return _from_config(default, env, file, f"file {file.where(('routes', default.name))}")
+        return [_Choice()]
+    return [_from_config(default, env, file, f"file {file.where(('routes', default.name))}")]
+
+
+def _named(
+    name: str, origin: str, env: Mapping[str, str], file: ConfigFile | None
+) -> list[_Choice]:
+    """The route ``[routes.NAME]``, or every route of the group ``[groups] NAME``."""
+    where = "defaults.route" if origin == "file" else _origin_name(origin, "route")
+    if file is not None and name in file.groups:
+        return [
+            _from_config(file.routes[member], env, file, f"{origin} {name}")
+            for member in file.groups[name]
+        ]
+    if file is None or name not in file.routes:
+        known = ", ".join([*(file.routes if file else ()), *(file.groups if file else ())])
+        raise ConfigError(
+            f"{where}={name}: no such route or group (known: {known or 'no config file'})",
+            key=where,
+        )
+    return [_from_config(file.routes[name], env, file, f"{origin} {name}")]
+
+
+def _unique(choices: list[_Choice]) -> list[_Choice]:
+    """The choices, or a :class:`UsageError` naming a route given twice."""
+    seen: dict[str, str] = {}
+    for choice in choices:
+        if choice.route is None:
+            continue
+        key = choice.route.key
+        if key in seen:
+            raise UsageError(
+                f"{key} is given twice ({seen[key]}, {choice.label}); each route of a group"
+                " must be a different server or account"
+            )
+        seen[key] = choice.label or key
+    return choices
+
+
+def _choose_route(flags: Mapping[str, Any], env: Mapping[str, str], origin: str) -> _Choice:
+    """One route from ``--smtp`` / ``--provider`` (or their variables) at the ``origin`` layer."""
+    get = (lambda k: flags.get(k) or None) if origin == "flag" else (lambda k: _env_value(env, k))
+    smtp, provider = get("smtp"), get("provider")
+    username = flags.get("username") or _env_value(env, "username")
+    if smtp:
+        route = parse_route(str(smtp), environ=dict(env))
+        if username and route.username is None:
+            route = dataclasses.replace(route, username=username)
+        if route.username and not route.password:
+            raise ConfigError(
+                f"{route.url} needs a password: set {PASSWORD_ENV} (or {PASSWORD_FILE_ENV})",
+                key=PASSWORD_ENV,
+            )
+        preset = get_preset(provider) if provider else None
+        values = _limits_fields(preset.limits) if preset else {}
+        origins = {k: f"preset {provider}" for k, n in _CEILINGS.items() if n in values}
+        return _Choice(
+            route,
+            values,
+            origins,
+            route.url,
+            preset.name if preset else None,
+            f"{origin} {_origin_name(origin, 'smtp')}",
+        )
+    if provider:
+        preset = get_preset(provider)
+        region = flags.get("region") or _env_value(env, "region")
+        rc = RouteConfig(name=preset.name, provider=preset.name, region=region, username=username)
+        where = f"{origin} {_origin_name(origin, 'provider')}"
+        return _from_config(rc, env, None, where, f"provider {preset.name}")
+    return _Choice()
 
 
 def resolve(flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile | None) -> Settings:
@@ -375,25 +439,31 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile |
         db = str(Path(base) / "mailpacer" / "mailpacer.db")
     sender, origins["from"] = _pick("from", flags, env, defaults and defaults.sender, where("from"))
 
-    choice = _choose_route(flags, env, file)
-    route, origins["route"] = choice.route, choice.origin
-    if route is not None:
-        cafile = flags.get("cafile") or _env_value(env, "cafile")
-        if cafile:
-            route = dataclasses.replace(route, cafile=str(cafile))
-        if flags.get("insecure_tls"):
-            route = dataclasses.replace(route, verify_tls=False)
-    values = dict(choice.ceilings)
+    choices = _choose_routes(flags, env, file)
+    choice = choices[0]
+    route, origins["route"] = _tls_options(choice.route, flags, env), choice.origin
+    given: dict[str, Any] = {}  #: ceilings from flags or variables: they bind every route
     for key, name in _CEILINGS.items():
         for origin, text in (("flag", flags.get(key)), ("env", _env_value(env, key))):
             if text not in (None, ""):
-                values[name] = _number(text, _origin_name(origin, key), key)
+                given[name] = _number(text, _origin_name(origin, key), key)
                 if name == "quota":
-                    values["quota_window_seconds"] = DAY
+                    given["quota_window_seconds"] = DAY
                 origins[key] = f"{origin} {_origin_name(origin, key)}"
                 break
         else:
             origins[key] = choice.ceiling_origins.get(key, "default")
+    values = {**choice.ceilings, **given}
+    more_routes = tuple(
+        RouteEntry(
+            _tls_options(other.route, flags, env) or other.route,
+            _make_limits({**other.ceilings, **given}),
+            other.password_env,
+            other.password_file,
+        )
+        for other in choices[1:]
+        if other.route is not None
+    )
 
     if flags.get("hold_uncertain"):
         uncertain, origins["uncertain"] = "hold", "flag --hold-uncertain"
@@ -426,7 +496,9 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile |
         db=str(db),
         sender=sender,
         route=route,
-        route_label=choice.label,
+        route_label=" + ".join(c.label or "" for c in choices)
+        if len(choices) > 1
+        else choice.label,
         provider=choice.provider,
         ceilings=_make_limits(values),
         retry=defaults.retry if defaults else RetryPolicy(),
@@ -437,7 +509,22 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str], file: ConfigFile |
         origins=MappingProxyType(origins),
         password_env=choice.password_env,
         password_file=choice.password_file,
+        more_routes=more_routes,
     )
+
+
+def _tls_options(
+    route: Route | None, flags: Mapping[str, Any], env: Mapping[str, str]
+) -> Route | None:
+    """``route`` with ``--cafile`` / ``--insecure-tls`` (or their variables) applied."""
+    if route is None:
+        return None
+    cafile = flags.get("cafile") or _env_value(env, "cafile")
+    if cafile:
+        route = dataclasses.replace(route, cafile=str(cafile))
+    if flags.get("insecure_tls"):
+        route = dataclasses.replace(route, verify_tls=False)
+    return route
 
 
 def load_settings(

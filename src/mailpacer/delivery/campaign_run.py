@@ -3,6 +3,10 @@ written, its counts, and why it stops.
 
 A :class:`CampaignRun` is fed by the engine (claims) and drained by its route's connections
 (:mod:`mailpacer.delivery.route_runtime`), which take messages from every campaign on the route.
+A campaign spread over a group of routes is a feed of each: every route's connections take from
+the same ready queue when they can send, so each route gets messages at the pace it takes them,
+and a message requeued or deferred by one route may leave by any. One route failing only stops
+the campaign when every route of its group has failed.
 Every message it holds — ready, waiting for a rate slot, or on the wire — keeps its lease until
 its outcome is written or it is given back.
 """
@@ -59,7 +63,10 @@ class CampaignRun:
         self.on_wire = 0  #: messages a connection holds right now (rate wait or transaction)
         self.tally: RunTally | None = None
         self.stop_reason: str | None = None
-        self.route_error: str | None = None
+        self.route_error: str | None = None  #: set when the campaign stopped: no route works
+        self.route_keys = settings.route_keys
+        self.failed_routes: dict[str, str] = {}  #: route key → why it failed, in this run
+        self.sent_by_route = collections.Counter[str]()  #: accepted in this run, per route
         self.quota_text = ""
         self.limits_said = ""  #: the learned limits as last told to observers
         self.deferred_text = ""  #: the last reply that deferred a message
@@ -140,6 +147,19 @@ class CampaignRun:
             self.route_error = reason
         self.changed.set()
 
+    def route_failed(self, key: str, why: str) -> None:
+        """The route ``key`` failed (unreachable, refused our credentials, an internal error):
+        its messages go to the others; with no route left the campaign stops with the reason."""
+        if key in self.failed_routes:
+            return
+        self.failed_routes[key] = why
+        if len(self.route_keys) == 1:
+            self.stop(why, route_error=True)
+        elif all(k in self.failed_routes for k in self.route_keys):
+            said = "; ".join(f"{k}: {self.failed_routes[k]}" for k in self.route_keys)
+            self.stop(f"every route of the group failed ({said})", route_error=True)
+        self.changed.set()
+
     # -- outcomes ------------------------------------------------------------------------
     def render_failed(self, message: ClaimedMessage, error: Exception) -> None:
         """The message could not be made (a template error for this recipient): failed."""
@@ -157,9 +177,11 @@ class CampaignRun:
         result: Classification,
         *,
         route_accepting: bool = False,
+        route: str | None = None,
     ) -> None:
         """Buffer what the reply means for the message; count it; tell observers.
-        ``route_accepting``: the route accepted other messages moments ago."""
+        ``route_accepting``: the route accepted other messages moments ago; ``route``: the key
+        of the route that sent it."""
         verdict = result.verdict
         now = time.time()
         decisions = decide(
@@ -186,6 +208,7 @@ class CampaignRun:
                     at=now,
                     retry_at=decision.retry_at,
                     count_attempt=decision.count_attempt,
+                    route=route,
                 )
             )
         final = decisions[-1].state
@@ -194,6 +217,8 @@ class CampaignRun:
         elif final is M.DEFERRED:
             self.deferred_text = f"{reply.code or ''} {reply.text}".strip()
         self._count(decisions[0].state.value)
+        if verdict is V.ACCEPTED and route is not None:
+            self.sent_by_route[route] += 1
         if verdict is V.ACCEPTED and self.tally is not None:
             self.tally.accepted(time.monotonic())
         elif verdict in ROUTE_THROTTLES:
@@ -210,6 +235,7 @@ class CampaignRun:
                     "verdict": verdict.value,
                     "code": reply.code,
                     "text": reply.text,
+                    "route": route,
                 },
             )
         )

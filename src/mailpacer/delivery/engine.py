@@ -2,9 +2,11 @@
 
 One :class:`Engine` per process runs any number of campaigns side by side. Routes are shared:
 campaigns on one server feed one :class:`~mailpacer.delivery.route_runtime.RouteRuntime`, whose
-pacer and connections bind them together. For each campaign the engine claims messages when the
-scheduler says so, writes outcomes in small batches, keeps leases alive, follows pause and
-cancel made elsewhere (every state change is compare-and-set), and ends with a report. It only
+pacer and connections bind them together. A campaign spread over a group of routes feeds the
+runtime of each; it waits only while every route waits and fails only when every route has
+failed. For each campaign the engine claims messages when the scheduler says so, writes outcomes
+in small batches, keeps leases alive, follows pause and cancel made elsewhere (every state
+change is compare-and-set), and ends with a report. It only
 does I/O: the decisions are :mod:`mailpacer.delivery.scheduler`'s and the pacer's. The store is
 called from its own thread, so a database held by another process slows claiming, never the SMTP
 sessions.
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from mailpacer.config.campaign import CampaignSettings
+from mailpacer.config.campaign import CampaignSettings, RouteEntry
 from mailpacer.core.errors import StoreUnavailable, UsageError
 from mailpacer.core.events import Emitter, Event, EventKind, Observer
 from mailpacer.core.limits import Limits
@@ -73,6 +75,7 @@ class Engine:
         self.worker = worker_identity()
         self.routes: dict[str, RouteRuntime] = {}
         self.runs: dict[int, CampaignRun] = {}
+        self._carriers: dict[int, list[RouteRuntime]] = {}  #: a running campaign's routes
         self._routes_lock = asyncio.Lock()
         self._seed = seed
 
@@ -95,8 +98,7 @@ class Engine:
         if run is None:
             return False
         run.stop(reason)
-        route = self.routes.get(run.settings.route.key)
-        if route is not None:
+        for route in self._carriers.get(campaign_id, ()):
             route.wake()
         return True
 
@@ -152,16 +154,17 @@ class Engine:
         run.tally = RunTally(await self.db.stats(cid))
         self.events.emit(Event(EventKind.STARTED, cid, started, self._progress(run)))
         self.runs[cid] = run
-        route = await self._attach(run)
+        routes = await self._attach(run)
         try:
-            done = await self._feed(run, route)
+            done = await self._feed(run, routes)
         finally:
             run.stop(run.stop_reason or "stopped")
-            route.wake()
-            await self._drain(run, route)
-        return await self._finish(run, route, started, done=done)
+            for route in routes:
+                route.wake()
+            await self._drain(run, routes)
+        return await self._finish(run, routes, started, done=done)
 
-    async def _feed(self, run: CampaignRun, route: RouteRuntime) -> bool:
+    async def _feed(self, run: CampaignRun, routes: list[RouteRuntime]) -> bool:
         """The campaign's bookkeeping loop; True when nothing is left to send."""
         t = self.timing
         now = time.monotonic
@@ -181,7 +184,7 @@ class Engine:
                     break
             try:
                 claim_at, next_flush, next_poll, next_beat = await self._bookkeep(
-                    run, route, claim_at, next_flush, next_poll, next_beat
+                    run, routes, claim_at, next_flush, next_poll, next_beat
                 )
             except StoreUnavailable as exc:  # keep what is held; claim nothing until it is back
                 backoff = min(2 * backoff or t.connect_backoff, t.connect_backoff_max)
@@ -200,7 +203,7 @@ class Engine:
                 self.events.emit(
                     Event(EventKind.PROGRESS, run.campaign.id, time.time(), self._progress(run))
                 )
-                self._say_limits(run, route)
+                self._say_limits(run, routes)
                 next_progress = now() + t.progress_interval
             wake = min(next_flush if run.outcomes else next_poll, next_poll, claim_at, next_beat)
             with contextlib.suppress(TimeoutError):
@@ -211,7 +214,7 @@ class Engine:
     async def _bookkeep(
         self,
         run: CampaignRun,
-        route: RouteRuntime,
+        routes: list[RouteRuntime],
         claim_at: float,
         next_flush: float,
         next_poll: float,
@@ -232,17 +235,18 @@ class Engine:
             if run.stopping:
                 return claim_at, next_flush, next_poll, next_beat
             held = run.ready or run.on_wire or run.outcomes or run.active
-            waits = run.campaign.state is not C.RUNNING or route.pacer.blocked_for() > 0
+            waits = run.campaign.state is not C.RUNNING or _blocked_for(routes) > 0
             # no claim while the route waits; another process may finish the campaign meanwhile
             if not held and waits and await self._finished(run):
                 return -1.0, next_flush, next_poll, next_beat
-        await self._follow_block(run, route)
+        await self._follow_block(run, routes)
         if run.requeued:
             run.requeued, claim_at = False, 0.0
         elif claim_at == math.inf and not (run.ready or run.on_wire or run.active):
             claim_at = 0.0  # the last outcomes are written: look again (finished?)
-        if run.campaign.state is C.RUNNING and route.pacer.blocked_for() <= 0:
-            size = claim_size(ready=len(run.ready), connections=route.target())
+        if run.campaign.state is C.RUNNING and _blocked_for(routes) <= 0:
+            connections = sum(r.target() for r in _working(routes))
+            size = claim_size(ready=len(run.ready), connections=connections)
             if size and now() >= claim_at:
                 claimed = await self.db.claim(
                     run.campaign.id,
@@ -252,7 +256,8 @@ class Engine:
                     now=time.time(),
                 )
                 run.ready.extend(claimed)
-                route.wake()
+                for route in routes:
+                    route.wake()
                 if not claimed:
                     claim_at = await self._nothing_to_claim(run)
                     if claim_at < 0:
@@ -317,10 +322,11 @@ class Engine:
         if fresh.state in USER_STOPS:
             run.stop(fresh.reason or f"{fresh.state.value} by user")
 
-    async def _follow_block(self, run: CampaignRun, route: RouteRuntime) -> None:
-        """While the route is blocked for a while (a quota window, a server's hint) the
-        campaign is ``waiting``; the change is compare-and-set, so a pause made meanwhile wins."""
-        blocked = route.pacer.blocked_for()
+    async def _follow_block(self, run: CampaignRun, routes: list[RouteRuntime]) -> None:
+        """While the route (every working route of a group) is blocked for a while (a quota
+        window, a server's hint) the campaign is ``waiting``; the change is compare-and-set, so
+        a pause made meanwhile wins."""
+        blocked = _blocked_for(routes)
         state = run.campaign.state
         try:
             if blocked >= self.timing.waiting_after and state is C.RUNNING:
@@ -380,31 +386,40 @@ class Engine:
         )
 
     # -- routes --------------------------------------------------------------------------
-    async def _attach(self, run: CampaignRun) -> RouteRuntime:
-        """Attach ``run`` to its route's runtime, made on first use. Under a lock, so two
-        campaigns starting at once on one route share one runtime (one pacer, one pool)."""
-        settings = run.settings
-        key = settings.route.key
+    async def _attach(self, run: CampaignRun) -> list[RouteRuntime]:
+        """Attach ``run`` to the runtime of each of its routes, made on first use (or anew when
+        the one there has failed). Under a lock, so two campaigns starting at once on one route
+        share one runtime (one pacer, one pool)."""
+        routes: list[RouteRuntime] = []
         async with self._routes_lock:
-            route = self.routes.get(key)
-            if route is None:
-                learned = await self.db.load_route_limits(key)
+            for entry in run.settings.routes:
+                key = entry.route.key
+                route = self.routes.get(key)
+                if route is None or route.failure is not None:
+                    route = self.routes[key] = await self._runtime(entry)
+                routes.append(route)
+            self._carriers[run.campaign.id] = routes
+            for route in routes:
+                route.attach(run)
+        return routes
 
-                async def save(limits: dict[str, Any]) -> None:
-                    await self.db.save_route_limits(key, limits)
+    async def _runtime(self, entry: RouteEntry) -> RouteRuntime:
+        """A new runtime for one route, starting from what was learned of it before."""
+        key = entry.route.key
+        learned = await self.db.load_route_limits(key)
 
-                route = RouteRuntime(
-                    settings.route,
-                    learned=Limits.from_dict(learned) if learned else None,
-                    ceilings=settings.ceilings,
-                    pacer_config=self.pacer_config,
-                    timing=self.timing,
-                    save_limits=save,
-                    budget=StoreBudget(self.db, key, self.worker) if self.share_routes else None,
-                )
-                self.routes[key] = route
-            route.attach(run)
-        return route
+        async def save(limits: dict[str, Any]) -> None:
+            await self.db.save_route_limits(key, limits)
+
+        return RouteRuntime(
+            entry.route,
+            learned=Limits.from_dict(learned) if learned else None,
+            ceilings=entry.ceilings,
+            pacer_config=self.pacer_config,
+            timing=self.timing,
+            save_limits=save,
+            budget=StoreBudget(self.db, key, self.worker) if self.share_routes else None,
+        )
 
     def _marker(self) -> Callable[[list[int]], Any]:
         async def mark(ids: list[int]) -> None:
@@ -413,19 +428,22 @@ class Engine:
         return mark
 
     # -- stopping ------------------------------------------------------------------------
-    async def _drain(self, run: CampaignRun, route: RouteRuntime) -> None:
+    async def _drain(self, run: CampaignRun, routes: list[RouteRuntime]) -> None:
         """Let what is on the wire finish, give back what was never started, write it all."""
-        while run.on_wire > 0 and route.error is None:
+        while run.on_wire > 0 and all(route.error is None for route in routes):
             run.changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
                     await run.changed.wait()
-        route.detach(run)
+        for route in routes:
+            route.detach(run)
         self.runs.pop(run.campaign.id, None)
-        if not route.feeds and self.routes.get(route.route.key) is route:
-            del self.routes[route.route.key]
-            with contextlib.suppress(Exception):  # an internal error is reported, not raised
-                await route.wait_closed()
+        self._carriers.pop(run.campaign.id, None)
+        for route in routes:
+            if not route.feeds and self.routes.get(route.route.key) is route:
+                del self.routes[route.route.key]
+                with contextlib.suppress(Exception):  # an internal error is reported, not raised
+                    await route.wait_closed()
         await self._write(run)
         unstarted = [m.id for m in run.ready] + run.given_back
         run.ready.clear()
@@ -436,7 +454,7 @@ class Engine:
             await self.db.release(self.worker, stray)
 
     async def _finish(
-        self, run: CampaignRun, route: RouteRuntime, started: float, *, done: bool
+        self, run: CampaignRun, routes: list[RouteRuntime], started: float, *, done: bool
     ) -> Report:
         fresh = await self.db.get_campaign(run.campaign.id)
         state = final_state(stored=fresh.state, done=done and run.route_error is None)
@@ -458,16 +476,19 @@ class Engine:
             self._state_event(run)
         else:
             run.campaign = fresh
-        report = await self._report(run, started, limits=route.pacer.limits)
+        report = await self._report(run, started, routes=routes)
         self.events.emit(Event(EventKind.FINISHED, run.campaign.id, time.time(), report.to_dict()))
         return report
 
     async def _report(
-        self, run: CampaignRun, started: float, *, limits: Limits | None = None
+        self, run: CampaignRun, started: float, *, routes: list[RouteRuntime] | None = None
     ) -> Report:
-        if limits is None:
-            stored = await self.db.load_route_limits(run.settings.route.key)
-            limits = Limits.from_dict(stored) if stored else Limits()
+        learned = {route.route.key: route.pacer.limits for route in routes or ()}
+        for key in run.route_keys:
+            if key not in learned:
+                stored = await self.db.load_route_limits(key)
+                learned[key] = Limits.from_dict(stored) if stored else Limits()
+        limits = learned[run.route_keys[0]]
         counts = run.tally.counts if run.tally is not None else {}
         campaign = await self.db.get_campaign(run.campaign.id)
         seconds = time.time() - started
@@ -481,6 +502,7 @@ class Engine:
                 throttles_this_run=counts.get("throttles", 0),
                 route_error=run.route_error,
                 left_deferred=run.left_deferred,
+                routes=[(key, learned[key], run.failed_routes.get(key)) for key in run.route_keys],
             )
         )
         return report
@@ -497,32 +519,74 @@ class Engine:
         )
 
     def _extra(self, run: CampaignRun) -> dict[str, Any]:
-        route = self.routes.get(run.settings.route.key)
-        if route is None:
+        routes = self._carriers.get(run.campaign.id, [])
+        if not routes:
             return {"connections": 0, "target_connections": 0, "limits": ""}
-        return {
-            "connections": route.open,
-            "target_connections": route.target(),
-            "limits": route.pacer.limits.describe(),
+        working = _working(routes)
+        extra: dict[str, Any] = {
+            "connections": sum(route.open for route in working),
+            "target_connections": sum(route.target() for route in working),
+            "limits": _describe_limits(routes),
         }
+        if len(routes) > 1:  # a group: each route's share
+            extra["routes"] = [
+                {
+                    "route": route.route.key,
+                    "sent_this_run": run.sent_by_route[route.route.key],
+                    "connections": route.open if route.failure is None else 0,
+                    "limits": route.pacer.limits.describe(),
+                    "failed": run.failed_routes.get(route.route.key),
+                }
+                for route in routes
+            ]
+        return extra
 
     def _progress(self, run: CampaignRun) -> dict[str, Any]:
         return run.progress({**self._extra(run), "elapsed": time.time() - run.started})
 
-    def _say_limits(self, run: CampaignRun, route: RouteRuntime) -> None:
-        """A LIMITS event when what the route has learned reads differently."""
-        said = route.pacer.limits.describe()
+    def _say_limits(self, run: CampaignRun, routes: list[RouteRuntime]) -> None:
+        """A LIMITS event when what the routes have learned reads differently (the first
+        route's limits; a group's text and explanations name each route)."""
+        said = _describe_limits(routes)
         if said != run.limits_said:
             run.limits_said = said
+            first = routes[0].pacer
+            explanations = list(first.explanations)
+            if len(routes) > 1:
+                explanations = [
+                    f"{route.route.key}: {line}"
+                    for route in routes
+                    for line in route.pacer.explanations
+                ]
             self.events.emit(
                 Event(
                     EventKind.LIMITS,
                     run.campaign.id,
                     time.time(),
                     {
-                        "limits": route.pacer.limits.to_dict(),
+                        "limits": first.limits.to_dict(),
                         "text": said,
-                        "explanations": route.pacer.explanations,
+                        "explanations": explanations,
                     },
                 )
             )
+
+
+def _working(routes: list[RouteRuntime]) -> list[RouteRuntime]:
+    """The routes that have not failed."""
+    return [route for route in routes if route.failure is None]
+
+
+def _blocked_for(routes: list[RouteRuntime]) -> float:
+    """Seconds until a working route may send again (0.0: one may now)."""
+    return min((route.pacer.blocked_for() for route in _working(routes)), default=0.0)
+
+
+def _describe_limits(routes: list[RouteRuntime]) -> str:
+    """What the routes have learned, in words; a group's names each route."""
+    if len(routes) == 1:
+        return routes[0].pacer.limits.describe()
+    return "; ".join(
+        f"{route.route.key}: {route.pacer.limits.describe() or 'nothing learned yet'}"
+        for route in routes
+    )

@@ -1,11 +1,14 @@
 """The final report of a run: counts, duration, throughput and learned limits (DESIGN §7).
 
 ``to_dict`` is the ``--json`` contract: ``campaign``, ``sent``, ``failed``, ``uncertain``,
-``cancelled``, ``seconds`` and ``limits`` are always present.
+``cancelled``, ``seconds`` and ``limits`` are always present. ``routes`` has one entry per route
+the campaign sends through (several for a group): what it sent, what was learned of it, and why
+it failed if it did. ``limits`` are the first route's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,6 +26,18 @@ class Failure:
     email: str
     code: int | None
     reason: str
+
+
+@dataclass(frozen=True)
+class RouteReport:
+    """One route of the campaign: messages accepted through it (all runs), its learned limits,
+    and why it failed in this run (None: it worked)."""
+
+    route: str
+    sent: int
+    limits: dict[str, Any]
+    limits_text: str
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class Report:
     route_error: str | None = None
     failures: list[Failure] = field(default_factory=list)
     left_deferred: int = 0  #: deferred messages this run left for a later one (exit 75)
+    routes: list[RouteReport] = field(default_factory=list)  #: per route, in the group's order
 
     @property
     def complete(self) -> bool:
@@ -91,9 +107,12 @@ def build_report(
     route_error: str | None = None,
     max_failures: int = 1000,
     left_deferred: int = 0,
+    routes: Sequence[tuple[str, Limits, str | None]] = (),
 ) -> Report:
-    """Read the campaign's counts and failures from the store into a :class:`Report`."""
+    """Read the campaign's counts and failures from the store into a :class:`Report`.
+    ``routes``: each route's key, learned limits and failure (None: it worked)."""
     stats = store.stats(campaign.id)
+    sent_by_route = store.sent_by_route(campaign.id) if routes else {}
     counts = stats.counts
     failures = [
         Failure(m.email, m.last_code, m.last_text or m.last_verdict or "failed")
@@ -123,4 +142,10 @@ def build_report(
         route_error=route_error,
         failures=failures,
         left_deferred=left_deferred,
+        routes=[
+            RouteReport(
+                key, sent_by_route.get(key, 0), learned.to_dict(), learned.describe(), error
+            )
+            for key, learned, error in routes
+        ],
     )

@@ -4,7 +4,9 @@ A route is a server + account (DESIGN §5): its limits bind every campaign that 
 pacer, the reading of the route's replies (:class:`~mailpacer.core.context.RouteHistory`) and
 the connections belong to the route, and every campaign on it is a *feed* the connections take
 messages from — the highest priority first, campaigns of one priority in turn. Learned limits
-are saved whenever they change, so a killed run keeps what it learned.
+are saved whenever they change, so a killed run keeps what it learned. A route that fails
+(nobody answers, our credentials are refused, an internal error) tells each feed and lets go of
+them: a campaign spread over a group of routes goes on through the others.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class RouteRuntime:
         self.open = 0
         self.connecting = 0  #: connections being opened (greeting, EHLO, TLS, AUTH)
         self.peak = 0  #: most connections open at once
+        self.carrying = 0  #: messages this route's connections hold (rate wait or transaction)
         self._store_backoff = 0.0  #: a start mark could not be stored: wait before the next
         self._made = 0
         self._turn = 0  #: round-robin position among feeds of one priority
@@ -92,6 +95,9 @@ class RouteRuntime:
     # -- feeds ---------------------------------------------------------------------------
     def attach(self, run: CampaignRun) -> None:
         """Carry ``run``'s messages too; starts the route's connections when it was idle."""
+        if self.failure is not None:
+            run.route_failed(self.route.key, self.failure)
+            return
         self.feeds.append(run)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._supervise(), name=f"route {self.route.key}")
@@ -116,13 +122,26 @@ class RouteRuntime:
             await self._task
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        """A bug in a connection ends the route: every campaign on it stops and says why."""
+        """A bug in a connection ends the route: every campaign on it is told why."""
         if task.cancelled() or task.exception() is None:
             return
         error = task.exception()
         log.error("route %s stopped by an internal error", self.route.key, exc_info=error)
-        for run in list(self.feeds):
-            run.stop(f"internal error: {_describe(error)}", route_error=True)
+        self._fail(f"internal error: {_describe(error)}")
+
+    def _fail(self, why: str) -> None:
+        """The route has failed: no connection opens any more; every feed is told (a campaign
+        with no other route stops) and let go of."""
+        self.gate.fail(why)
+        feeds, self.feeds = list(self.feeds), []
+        for run in feeds:
+            run.route_failed(self.route.key, self.gate.failure or why)
+        self.wake()
+
+    @property
+    def failure(self) -> str | None:
+        """Why the route failed (it opens no connection any more), or None while it works."""
+        return self.gate.failure
 
     @property
     def error(self) -> BaseException | None:
@@ -137,7 +156,7 @@ class RouteRuntime:
         return sum(len(run.ready) for run in self.feeds if run.has_work())
 
     def _on_wire(self) -> int:
-        return sum(run.on_wire for run in self.feeds)
+        return self.carrying
 
     def target(self) -> int:
         """Connections the route should have open now (pacer, campaign ceilings)."""
@@ -258,14 +277,15 @@ class RouteRuntime:
                 if picked is None:
                     continue
                 run, message = picked
+                self.carrying += 1
                 # the mark must be stored before the final "." can go; it is written while the
                 # rate wait and MAIL/RCPT/DATA run, not before them
                 marking = asyncio.ensure_future(run.mark_started(message.id))
-                delay = self.pacer.reserve()
-                rate = self.pacer.rate_per_second
-                if rate is not None:  # the route's pace binds every process on it
-                    delay = max(delay, await self.budget.pace(1.0 / rate))
                 try:
+                    delay = self.pacer.reserve()
+                    rate = self.pacer.rate_per_second
+                    if rate is not None:  # the route's pace binds every process on it
+                        delay = max(delay, await self.budget.pace(1.0 / rate))
                     if delay > 0:
                         await asyncio.sleep(delay)
                     if run.stopping:  # paused or cancelled while it waited for its slot
@@ -274,6 +294,7 @@ class RouteRuntime:
                         continue
                     await self._send(conn, run, message, marking)
                 finally:
+                    self.carrying -= 1
                     if not marking.done():
                         marking.cancel()
                 cap = self.pacer.messages_per_connection
@@ -346,8 +367,7 @@ class RouteRuntime:
 
     def _gate_failed(self) -> None:
         if self.gate.failure is not None:
-            for run in self.feeds:
-                run.stop(self.gate.failure, route_error=True)
+            self._fail(self.gate.failure)
 
     def _connect_failed(self, reply: Reply, result: Classification) -> None:
         verdict = result.verdict
@@ -419,11 +439,9 @@ class RouteRuntime:
         accepting = now - self._last_accepted < _ACCEPTING_SECONDS
         if verdict is V.ACCEPTED:
             self._last_accepted = now
-        run.record(message, reply, result, route_accepting=accepting)
+        run.record(message, reply, result, route_accepting=accepting, route=self.route.key)
         if verdict is V.ROUTE_FAILURE:
-            why = f"{reply.phase.value}: {reply.code or ''} {reply.text}".strip()
-            for feed in self.feeds:
-                feed.stop(why, route_error=True)
+            self._fail(f"{reply.phase.value}: {reply.code or ''} {reply.text}".strip())
         self.wake()
 
 

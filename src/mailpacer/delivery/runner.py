@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from mailpacer.compose import (
 from mailpacer.compose.tables import TableFormat
 from mailpacer.compose.template import Template
 from mailpacer.compose.unsubscribe import OneClick, check_base_url, secret_from_env
-from mailpacer.config.campaign import CampaignSettings
+from mailpacer.config.campaign import CampaignSettings, RouteEntry, stored_route_keys
 from mailpacer.config.file import parse_rate
 from mailpacer.config.sender import envelope_address
 from mailpacer.core.errors import NotFound, UsageError
@@ -57,7 +57,8 @@ class Prepared:
     campaign: CampaignRecord
     composer: Composer
     suppressed: list[Suppressed] = field(default_factory=list)
-    previous_route: str | None = None  #: the route the campaign was sending through until now
+    #: the route (``a + b`` for a group) the campaign was sending through until now, if other
+    previous_route: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,9 @@ def prepare(
 
 def _campaign_for(store: Store, settings: CampaignSettings) -> tuple[CampaignRecord, str | None]:
     """The campaign these settings continue (found by its key, or by the key campaigns made
-    before 0.2 had), its stored settings brought up to date; or a new one. Also the route it
-    was sending through, when that changes."""
+    before 0.2 had), its stored settings brought up to date; or a new one. Also the route (the
+    routes of a group) it was sending through, when that changes. The stored ``route_key`` is
+    the first route's."""
     options = settings.to_stored()
     route_key = settings.route.key
     try:
@@ -146,7 +148,8 @@ def _campaign_for(store: Store, settings: CampaignSettings) -> tuple[CampaignRec
         )
         if created:
             return found, None
-    previous = found.route_key if found.route_key != route_key else None
+    before = stored_route_keys(found.options) or (found.route_key,)
+    previous = " + ".join(before) if before != settings.route_keys else None
     if previous is not None or found.options != options:
         found = store.update_campaign(found.id, route_key=route_key, options=options)
     return found, previous
@@ -197,7 +200,7 @@ def send(
     recipients: str | Path,
     *,
     template: str | Path,
-    smtp: str,
+    smtp: str | Sequence[str],
     sender: str,
     db: str | None = None,
     max_connections: int | None = None,
@@ -205,7 +208,12 @@ def send(
     verify_tls: bool = True,
     observers: Iterable[Observer] = (),
 ) -> Report:
-    """Send a campaign and wait for it (the Python twin of ``mailpacer send``)."""
+    """Send a campaign and wait for it (the Python twin of ``mailpacer send``). Several
+    ``smtp`` URLs spread the campaign over them (a group: each route gets what it can take;
+    ``max_connections`` and ``max_rate`` then bind each route)."""
+    urls = [smtp] if isinstance(smtp, str) else list(smtp)
+    if not urls:
+        raise UsageError("smtp: give at least one route URL")
     ceilings = None
     if max_connections is not None or max_rate is not None:
         try:
@@ -213,12 +221,14 @@ def send(
         except ValueError as exc:
             raise UsageError(f"max_rate {max_rate!r}: {exc}") from None
         ceilings = Limits(connections=max_connections, rate_per_minute=rate)
+    routes = [parse_route(url, verify_tls=verify_tls) for url in urls]
     settings = CampaignSettings(
         recipients=Path(recipients),
         template=Path(template),
-        route=parse_route(smtp, verify_tls=verify_tls),
+        route=routes[0],
         sender=sender,
         ceilings=ceilings,
+        more_routes=tuple(RouteEntry(route, ceilings) for route in routes[1:]),
     )
     checked = check(settings)
     store = open_store(db or default_db())

@@ -116,6 +116,12 @@ class ConnectGate:
         """Seconds until the next open may be tried (0.0: now)."""
         return max(0.0, self._retry_at - self._clock())
 
+    def fail(self, why: str) -> None:
+        """The route has failed for a reason found elsewhere (a reply that refuses our
+        credentials mid-session, an internal error); the first reason stands."""
+        if self.failure is None:
+            self.failure = why
+
     def opened(self) -> None:
         """A connection got through: the run of failures is over."""
         self._worked = True

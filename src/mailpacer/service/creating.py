@@ -150,7 +150,7 @@ async def _store(
 def _settings(service: Service, request: Request, folder: Path) -> CampaignSettings:
     """The campaign's settings: the named route from mailpacer.toml, a copy of the template."""
     config = service.config.config
-    known = sorted(config.routes) if config else []
+    known = sorted([*config.routes, *config.groups]) if config else []  # a group: all of it
     if request.route not in known:
         message = f"route {request.route!r}: no such route (known: {', '.join(known) or 'none'})"
         raise ApiError(422, message, [Problem(message, file="route")])

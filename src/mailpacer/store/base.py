@@ -91,6 +91,7 @@ class Outcome:
     at: float
     retry_at: float | None = None
     count_attempt: bool = True
+    route: str | None = None  #: the key of the route the attempt went through (None: no route)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class AttemptRecord:
     code: int | None
     enhanced: str | None
     text: str
+    route: str | None = None  #: the key of the route it went through (None: none, or before 0.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +348,11 @@ class Store(Protocol):
 
     def next_retry_at(self, campaign_id: int) -> float | None:
         """The earliest ``retry_at`` among deferred messages."""
+        ...
+
+    def sent_by_route(self, campaign_id: int) -> dict[str, int]:
+        """Messages accepted per route key (from the attempts; those recorded without a route
+        are left out)."""
         ...
 
     def retry(self, campaign_id: int, states: Collection[MessageState]) -> int:

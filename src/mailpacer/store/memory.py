@@ -354,7 +354,7 @@ class MemoryStore(SharedRoutesMemory):
             m = t.messages[row["id"]]
             t.attempts.setdefault(m.id, []).append(
                 AttemptRecord(next(t.ids["a"]), m.id, row["at"], row["verdict"], row["code"],
-                              row["enhanced"], row["text"])
+                              row["enhanced"], row["text"], row["route_key"])
             )  # fmt: skip
             m.state = MessageState(row["state"])
             m.attempts += row["counted"]
@@ -433,6 +433,16 @@ class MemoryStore(SharedRoutesMemory):
                 if m.campaign_id == campaign_id and m.state is M.DEFERRED and m.retry_at is not None
             ]
         return min(due, default=None)
+
+    def sent_by_route(self, campaign_id: int) -> dict[str, int]:
+        with self._lock() as t:
+            self._campaign(t, campaign_id)
+            sent: dict[str, int] = {}
+            for m in self._of(t, campaign_id):
+                for a in t.attempts.get(m.id, ()):
+                    if a.verdict == "accepted" and a.route is not None:
+                        sent[a.route] = sent.get(a.route, 0) + 1
+        return sent
 
     def messages(
         self,

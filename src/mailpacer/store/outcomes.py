@@ -82,6 +82,7 @@ def plan(
                 "retry_at": o.retry_at if o.state is M.DEFERRED else None,
                 "counted": int(o.count_attempt),
                 "uncertain": int(uncertain),
+                "route_key": o.route,
             }
         )
     return result

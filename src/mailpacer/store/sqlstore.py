@@ -335,6 +335,12 @@ class SqlStore(SharedRoutesSql, abc.ABC):
             row = conn.execute(self._q["next_retry_at"], {"campaign_id": campaign_id}).fetchone()
         return None if row[0] is None else float(row[0])
 
+    def sent_by_route(self, campaign_id: int) -> dict[str, int]:
+        with self._read() as conn:
+            self._campaign_row(conn, campaign_id)
+            rows = conn.execute(self._q["sent_by_route"], {"campaign_id": campaign_id})
+            return {str(key): int(count) for key, count in rows if key is not None}
+
     def messages(
         self,
         campaign_id: int,

@@ -188,6 +188,9 @@ class AsyncStore:
     async def next_retry_at(self, campaign_id: int) -> float | None:
         return await self._call(lambda s: s.next_retry_at(campaign_id))
 
+    async def sent_by_route(self, campaign_id: int) -> dict[str, int]:
+        return await self._call(lambda s: s.sent_by_route(campaign_id))
+
     async def retry(self, campaign_id: int, states: Collection[MessageState]) -> int:
         return await self._call(lambda s: s.retry(campaign_id, states))
 

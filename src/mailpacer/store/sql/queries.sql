@@ -103,8 +103,8 @@ SELECT id, campaign_id, state, worker FROM messages
 WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: insert_attempt
-INSERT INTO attempts (message_id, campaign_id, at, verdict, code, enhanced, text)
-VALUES (:id, :campaign_id, :at, :verdict, :code, :enhanced, :text);
+INSERT INTO attempts (message_id, campaign_id, at, verdict, code, enhanced, text, route_key)
+VALUES (:id, :campaign_id, :at, :verdict, :code, :enhanced, :text, :route_key);
 
 -- name: apply_outcome
 UPDATE messages SET
@@ -164,8 +164,14 @@ FROM messages WHERE campaign_id = :campaign_id AND state = :state
 ORDER BY row, id LIMIT :limit OFFSET :offset;
 
 -- name: message_attempts
-SELECT id, message_id, at, verdict, code, enhanced, text
+SELECT id, message_id, at, verdict, code, enhanced, text, route_key
 FROM attempts WHERE message_id = :message_id ORDER BY id;
+
+-- name: sent_by_route
+-- accepted attempts per route (a sent message has exactly one); NULL: made before 0005
+SELECT route_key, count(*) FROM attempts
+WHERE campaign_id = :campaign_id AND verdict = 'accepted'
+GROUP BY route_key;
 
 -- name: load_route_limits
 SELECT limits FROM routes WHERE key = :key;

@@ -61,7 +61,8 @@ CREATE TABLE attempts (
     verdict      TEXT NOT NULL,
     code         INTEGER,
     enhanced     TEXT,
-    text         TEXT NOT NULL
+    text         TEXT NOT NULL,
+    route_key    TEXT  -- 0005: the route that made the attempt
 );
 
 CREATE INDEX attempts_by_message ON attempts (message_id, id);

@@ -112,8 +112,9 @@ SELECT id, campaign_id, state, worker FROM messages
 WHERE id = ANY (%(ids)s::bigint[]) ORDER BY id FOR UPDATE;
 
 -- name: insert_attempt
-INSERT INTO attempts (message_id, campaign_id, at, verdict, code, enhanced, text)
-VALUES (%(id)s, %(campaign_id)s, %(at)s, %(verdict)s, %(code)s, %(enhanced)s, %(text)s);
+INSERT INTO attempts (message_id, campaign_id, at, verdict, code, enhanced, text, route_key)
+VALUES (%(id)s, %(campaign_id)s, %(at)s, %(verdict)s, %(code)s, %(enhanced)s, %(text)s,
+        %(route_key)s);
 
 -- name: apply_outcome
 UPDATE messages SET
@@ -177,8 +178,14 @@ FROM messages WHERE campaign_id = %(campaign_id)s AND state = %(state)s
 ORDER BY row, id LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: message_attempts
-SELECT id, message_id, at, verdict, code, enhanced, text
+SELECT id, message_id, at, verdict, code, enhanced, text, route_key
 FROM attempts WHERE message_id = %(message_id)s ORDER BY id;
+
+-- name: sent_by_route
+-- accepted attempts per route (a sent message has exactly one); NULL: made before 0005
+SELECT route_key, count(*) FROM attempts
+WHERE campaign_id = %(campaign_id)s AND verdict = 'accepted'
+GROUP BY route_key;
 
 -- name: load_route_limits
 SELECT limits FROM routes WHERE key = %(key)s;

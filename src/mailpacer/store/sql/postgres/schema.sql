@@ -62,7 +62,8 @@ CREATE TABLE attempts (
     verdict      text NOT NULL,
     code         integer,
     enhanced     text,
-    text         text NOT NULL
+    text         text NOT NULL,
+    route_key    text  -- 0005: the route that made the attempt
 );
 
 CREATE INDEX attempts_by_message ON attempts (message_id, id);
