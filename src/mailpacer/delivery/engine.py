@@ -287,6 +287,7 @@ class Engine:
         if only_deferred and due is not None:
             await self._deferred_tail(run, counts[M.DEFERRED], due, wait)
         if counts[M.SENDING]:  # another process holds some: they end in moments (or requeue)
+            await self._recover_others(run)  # unless it died holding them
             wait = min(wait, self.timing.poll_interval)
         return time.monotonic() + wait
 
@@ -377,7 +378,11 @@ class Engine:
         if ids:
             until = time.time() + self.timing.lease_seconds
             await self.db.extend_leases(self.worker, ids, until)
-        # another process sharing the campaign may have died: its messages come back (not ours)
+        await self._recover_others(run)
+
+    async def _recover_others(self, run: CampaignRun) -> None:
+        """Another process sharing the campaign may have died: its messages come back (not
+        ours). A read, unless there is something to take back."""
         await self.db.recover(
             run.campaign.id,
             now=time.time(),

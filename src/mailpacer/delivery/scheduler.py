@@ -36,7 +36,9 @@ USER_STOPS = frozenset({C.PAUSED, C.CANCELLED})
 class Timing:
     """How often the engine does its bookkeeping; production defaults, tests shorten them."""
 
-    lease_seconds: float = 60.0  #: a claimed message's lease, extended every third of it
+    #: a claimed message's lease, extended every third of it: what a process on another machine
+    #: that died holding messages delays them by, at most (on this machine: its pid tells)
+    lease_seconds: float = 30.0
     flush_interval: float = 0.05  #: outcomes are written at least this often ...
     flush_size: int = 100  #: ... or when this many are buffered
     progress_interval: float = 0.25
