@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import math
 import os
 import shutil
 import signal
@@ -189,8 +190,8 @@ def main_workers(opts: argparse.Namespace, profile: Any) -> None:
     )
     print("msg/s: first to last delivery at the sandbox; db ms/msg: the database's statement time;"
           " pg cpu ms/msg: its server processes' CPU")  # fmt: skip
-    print(f"{'N':>2} {'seconds':>8} {'msg/s':>7} {'vs 1':>5} {'db ms/msg':>9}"
-          f" {'pg cpu ms/msg':>13} {'peak conns':>10} {'sent':>7}")  # fmt: skip
+    print(f"{'N':>2} {'seconds':>8} {'msg/s':>7} {'vs 1':>5} {'of cap':>6} {'db ms/msg':>9}"
+          f" {'pg cpu ms/msg':>13} {'peak conns':>10} {'4xx':>4} {'sent':>7}")  # fmt: skip
     alone = None
     for n in [int(x) for x in opts.workers.split(",")]:
         made = pg_database(opts.pg)
@@ -213,9 +214,11 @@ def main_workers(opts: argparse.Namespace, profile: Any) -> None:
         sent = len(times)
         rate = (sent - 1) / (times[-1] - times[0])
         alone = alone or rate
-        print(f"{n:>2} {seconds:>8.1f} {rate:>7.1f} {rate / alone:>5.2f}"
+        refusals = sum(v for (code, _), v in counters.refusals.items() if code // 100 == 4)
+        share = f"{rate / profile.capacity:>6.2f}" if profile.capacity != math.inf else "     -"
+        print(f"{n:>2} {seconds:>8.1f} {rate:>7.1f} {rate / alone:>5.2f} {share}"
               f" {1000 * active / sent:>9.3f} {1000 * sum(cpu.seen.values()) / sent:>13.3f}"
-              f" {counters.peak_concurrent:>10} {sent:>7}", flush=True)  # fmt: skip
+              f" {counters.peak_concurrent:>10} {refusals:>4} {sent:>7}", flush=True)  # fmt: skip
 
 
 def main() -> None:
